@@ -1,0 +1,33 @@
+# activeflow: learned probability flows and entropy production rates of active matter.
+# Run: snakemake --cores 8 --resources gpu=1 [--configfile config/quick.yaml]
+
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+
+
+check_config(config)
+
+
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/diagnose.smk"
+include: "workflow/rules/epr.smk"
+include: "workflow/rules/maps.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

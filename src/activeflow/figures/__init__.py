@@ -1,0 +1,40 @@
+"""Stage `figure_*`: the paper's figures, one function each, saved as PNG and PDF."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from activeflow import io  # noqa: E402
+from activeflow.figures import ring  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# name -> (drawing function, names of the NetCDF inputs it takes)
+FIGURES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "fig02-ring-flow": (ring.fig02_ring_flow, ("map", "trajectories")),
+    "fig03-ring-system-epr": (ring.fig03_ring_system_epr, ("map",)),
+    "fig12-force-smoothing": (ring.fig12_force_smoothing, ()),
+    "fig13-ring-decomposition": (ring.fig13_ring_decomposition, ("map", "epr")),
+    "fig14-ring-pointwise": (ring.fig14_ring_pointwise, ("map",)),
+    "fig15-ring-diagnostics": (ring.fig15_ring_diagnostics, ("diagnostics",)),
+}
+
+
+def run(name: str, inputs: dict[str, str], outputs: list[str], options: dict[str, Any]) -> None:
+    """Draw figure `name` from the NetCDF files in `inputs` and save it to every path in `outputs`."""
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; allowed: {sorted(FIGURES)}")
+    draw, needs = FIGURES[name]
+    data = {k: io.read_netcdf(inputs[k]) for k in needs}
+    plt.rcParams.update({"font.size": options.get("font_size", 9), "figure.dpi": 100})
+    fig = draw(**data, **options.get("arguments", {}))
+    for path in outputs:
+        io.save_figure(fig, path, dpi=options.get("dpi", 200), bbox_inches="tight")
+        log.info("wrote %s", path)
+    plt.close(fig)

@@ -1,0 +1,90 @@
+"""Stage `aggregate_map`: fields on grids.
+
+For the ring (one displacement coordinate x and one g) the whole phase space is a 2-D grid: the
+density ρ from a histogram of samples, and v, its divergences and the EPR densities evaluated by the
+learned score at the cell centres. Density-weighted versions (current j = ρv, ρ∇·v) are what Figs.
+2C, 13C, 13D show; the pointwise ones are Figs. 3 and 14.
+"""
+
+import logging
+
+import numpy as np
+import xarray as xr
+
+from activeflow import io
+from activeflow.flow import evaluate_fields
+from activeflow.networks import ScoreModel
+
+log = logging.getLogger(__name__)
+
+
+def bin_edges(lo: float, hi: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges and true centres (midpoints) of `bins` equal cells on [lo, hi]."""
+    edges = np.linspace(lo, hi, bins + 1)
+    return edges, 0.5 * (edges[:-1] + edges[1:])
+
+
+def phase_space_map(
+    model: ScoreModel, x: np.ndarray, g: np.ndarray, x_range: list[float], g_range: list[float], bins: list[int]
+) -> xr.Dataset:
+    """Density, velocity, EPR densities and currents of a one-coordinate system on an (x, g) grid."""
+    system = model.system
+    if (system.n_particles, system.dim) != (1, 1):
+        raise ValueError("phase-space maps need a system with one coordinate x and one g (the ring)")
+    x_edges, xc = bin_edges(*x_range, bins[0])
+    g_edges, gc = bin_edges(*g_range, bins[1])
+    counts, _, _ = np.histogram2d(x.ravel(), g.ravel(), bins=[x_edges, g_edges])
+    counts = counts.T  # rows g, columns x, as drawn
+    cell = (x_edges[1] - x_edges[0]) * (g_edges[1] - g_edges[0])
+    density = counts / (x.shape[0] * cell)
+    G, X = np.meshgrid(gc, xc, indexing="ij")
+    f = evaluate_fields(model, system, X.reshape(-1, 1, 1), G.reshape(-1, 1, 1))
+    shape = G.shape
+
+    def grid(a: np.ndarray) -> np.ndarray:
+        return a.reshape(shape)
+
+    v_x, v_g = grid(f["v_x"]), grid(f["v_g"])
+    div_x, div_g = grid(f["div_v_x"]), grid(f["div_v_g"])
+    epr_x, epr_g = v_x**2 / system.Dx, v_g**2 / system.Dg
+    dims = ("g", "x")
+    fields = {
+        "counts": (counts, "samples per cell"),
+        "density": (density, "stationary density ρ (histogram)"),
+        "v_x": (v_x, "probability-flow velocity v_x"),
+        "v_g": (v_g, "probability-flow velocity v_g"),
+        "epr_x": (epr_x, "|v_x|²/D_x"),
+        "epr_g": (epr_g, "|v_g|²/D_g"),
+        "epr_total": (epr_x + epr_g, "|v|²_{D⁻¹}"),
+        "div_x_v_x": (div_x, "∇_x·v_x"),
+        "div_g_v_g": (div_g, "∇_g·v_g"),
+        "div_v": (div_x + div_g, "∇·v"),
+        "current_x": (density * np.abs(v_x), "|j_x| = ρ|v_x|"),
+        "current_g": (density * np.abs(v_g), "|j_g| = ρ|v_g|"),
+        "current_norm": (density * np.sqrt(epr_x + epr_g), "|j|_{D⁻¹} = ρ|v|_{D⁻¹}"),
+        "weighted_div_v": (density * (div_x + div_g), "ρ∇·v"),
+        "weighted_div_x_v_x": (density * div_x, "ρ∇_x·v_x"),
+        "weighted_div_g_v_g": (density * div_g, "ρ∇_g·v_g"),
+    }
+    data = {k: (dims, v, {"long_name": name}) for k, (v, name) in fields.items()}
+    coords = {
+        "x": ("x", xc, {"long_name": "x (cell centre)"}),
+        "g": ("g", gc, {"long_name": "g (cell centre)"}),
+        "x_edges": ("x_edge", x_edges),
+        "g_edges": ("g_edge", g_edges),
+    }
+    return xr.Dataset(data, coords=coords, attrs=dict(n_samples=x.shape[0], Dx=system.Dx, Dg=system.Dg))
+
+
+def run(
+    model_path: str, spec_path: str, samples_path: str, map_path: str,
+    x_range: list[float], g_range: list[float], bins: list[int],
+) -> None:
+    model, spec = io.load_model(model_path, spec_path)
+    samples = io.read_netcdf(samples_path, required=("x", "g"))
+    log.info("phase-space map: %s bins over x %s, g %s from %d samples", bins, x_range, g_range, samples.sizes["sample"])
+    ds = phase_space_map(model, samples.x.values, samples.g.values, x_range, g_range, bins)
+    outside = samples.sizes["sample"] - int(ds.counts.sum())
+    if outside:
+        log.info("%d samples fall outside the map's extent and are not counted", outside)
+    io.write_netcdf(ds, map_path, dict(stage="aggregate_map", model=str(model_path), x_range=x_range, g_range=g_range, bins=bins))

@@ -1,0 +1,128 @@
+# One rule per figure; each draws from NetCDF files through activeflow.figures.
+
+
+rule figure_fig02:
+    input:
+        map=ring_file("epr_map.nc"),
+        trajectories=ring_file("trajectories.nc"),
+    output:
+        report(
+            figure_paths("fig02-ring-flow"),
+            caption="../report/fig02.rst",
+            category="Two particles on a ring",
+        ),
+    params:
+        name="fig02-ring-flow",
+        options=figure_options(),
+    log:
+        "logs/figures/fig02-ring-flow.log",
+    conda:
+        "../../envs/activeflow.yaml"
+    script:
+        "../scripts/figure.py"
+
+
+rule figure_fig03:
+    input:
+        map=ring_file("epr_map.nc"),
+    output:
+        report(
+            figure_paths("fig03-ring-system-epr"),
+            caption="../report/fig03.rst",
+            category="Two particles on a ring",
+        ),
+    params:
+        name="fig03-ring-system-epr",
+        options=figure_options(),
+    log:
+        "logs/figures/fig03-ring-system-epr.log",
+    conda:
+        "../../envs/activeflow.yaml"
+    script:
+        "../scripts/figure.py"
+
+
+rule figure_fig12:
+    output:
+        report(
+            figure_paths("fig12-force-smoothing"),
+            caption="../report/fig12.rst",
+            category="Two particles on a ring",
+        ),
+    params:
+        name="fig12-force-smoothing",
+        options=lambda wildcards: figure_options(
+            **{
+                k: config["experiments"][config["figures"]["ring_experiment"]][
+                    "parameters"
+                ][k]
+                for k in ("a", "k", "beta")
+            }
+        ),
+    log:
+        "logs/figures/fig12-force-smoothing.log",
+    conda:
+        "../../envs/activeflow.yaml"
+    script:
+        "../scripts/figure.py"
+
+
+rule figure_fig13:
+    input:
+        map=ring_file("epr_map.nc"),
+        epr=ring_file("epr.nc"),
+    output:
+        report(
+            figure_paths("fig13-ring-decomposition"),
+            caption="../report/fig13.rst",
+            category="Two particles on a ring",
+        ),
+    params:
+        name="fig13-ring-decomposition",
+        options=figure_options(),
+    log:
+        "logs/figures/fig13-ring-decomposition.log",
+    conda:
+        "../../envs/activeflow.yaml"
+    script:
+        "../scripts/figure.py"
+
+
+rule figure_fig14:
+    input:
+        map=ring_file("epr_map.nc"),
+    output:
+        report(
+            figure_paths("fig14-ring-pointwise"),
+            caption="../report/fig14.rst",
+            category="Two particles on a ring",
+        ),
+    params:
+        name="fig14-ring-pointwise",
+        options=figure_options(),
+    log:
+        "logs/figures/fig14-ring-pointwise.log",
+    conda:
+        "../../envs/activeflow.yaml"
+    script:
+        "../scripts/figure.py"
+
+
+rule figure_fig15:
+    input:
+        diagnostics=ring_file("diagnostics.nc"),
+    output:
+        report(
+            figure_paths("fig15-ring-diagnostics"),
+            caption="../report/fig15.rst",
+            category="Two particles on a ring",
+        ),
+    params:
+        name="fig15-ring-diagnostics",
+        options=figure_options(),
+    log:
+        "logs/figures/fig15-ring-diagnostics.log",
+    conda:
+        "../../envs/activeflow.yaml"
+    script:
+        "../scripts/figure.py"

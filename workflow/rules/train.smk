@@ -1,0 +1,24 @@
+rule train_score:
+    input:
+        samples="results/{experiment}/samples.nc",
+    output:
+        model="results/{experiment}/model.eqx",
+        spec="results/{experiment}/model.json",
+        history="results/{experiment}/training.csv",
+    params:
+        system=experiment_config("system"),
+        parameters=experiment_config("parameters"),
+        network=experiment_config("network"),
+        training=experiment_config("training"),
+        dt=lambda wildcards: config["experiments"][wildcards.experiment]["simulation"]["dt"],
+        seed=config["seed"],
+    resources:
+        gpu=1,
+    log:
+        "logs/{experiment}/train_score.log",
+    benchmark:
+        "benchmarks/{experiment}/train_score.tsv"
+    conda:
+        "../../envs/activeflow.yaml"
+    script:
+        "../scripts/train_score.py"

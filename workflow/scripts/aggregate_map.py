@@ -1,0 +1,15 @@
+"""Thin adapter: rule `aggregate_map` -> activeflow.maps.run."""
+
+from activeflow import logs, maps
+
+logs.to_file(snakemake.log[0])
+grid = snakemake.params.map
+maps.run(
+    model_path=snakemake.input.model,
+    spec_path=snakemake.input.spec,
+    samples_path=snakemake.input.samples,
+    map_path=snakemake.output[0],
+    x_range=list(grid["x_range"]),
+    g_range=list(grid["g_range"]),
+    bins=list(grid["bins"]),
+)

@@ -1,0 +1,12 @@
+"""Thin adapter: rule `compute_epr` -> activeflow.epr.run."""
+
+from activeflow import epr, logs
+
+logs.to_file(snakemake.log[0])
+epr.run(
+    model_path=snakemake.input.model,
+    spec_path=snakemake.input.spec,
+    samples_path=snakemake.input.samples,
+    epr_path=snakemake.output.epr,
+    summary_path=snakemake.output.summary,
+)

@@ -1,0 +1,12 @@
+"""Thin adapter: rule `diagnose` -> activeflow.diagnostics.run."""
+
+from activeflow import diagnostics, logs
+
+logs.to_file(snakemake.log[0])
+diagnostics.run(
+    model_path=snakemake.input.model,
+    spec_path=snakemake.input.spec,
+    samples_path=snakemake.input.samples,
+    nc_path=snakemake.output.nc,
+    csv_path=snakemake.output.csv,
+)

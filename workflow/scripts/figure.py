@@ -1,0 +1,11 @@
+"""Thin adapter: rules `figure_*` -> activeflow.figures.run."""
+
+from activeflow import figures, logs
+
+logs.to_file(snakemake.log[0])
+figures.run(
+    name=snakemake.params.name,
+    inputs=dict(snakemake.input.items()),
+    outputs=list(snakemake.output),
+    options=dict(snakemake.params.options),
+)

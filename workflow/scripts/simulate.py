@@ -1,0 +1,15 @@
+"""Thin adapter: rule `simulate` -> activeflow.simulate.run."""
+
+from activeflow import logs, simulate
+
+logs.to_file(snakemake.log[0])
+simulate.run(
+    system_kind=snakemake.params.system,
+    parameters=dict(snakemake.params.parameters),
+    simulation=dict(snakemake.params.simulation),
+    seed=snakemake.params.seed,
+    experiment=snakemake.wildcards.experiment,
+    samples_path=snakemake.output.samples,
+    heldout_path=snakemake.output.heldout,
+    trajectories_path=snakemake.output.trajectories,
+)

@@ -1,0 +1,18 @@
+"""Thin adapter: rule `train_score` -> activeflow.train.run."""
+
+from activeflow import logs, train
+
+logs.to_file(snakemake.log[0])
+train.run(
+    system_kind=snakemake.params.system,
+    parameters=dict(snakemake.params.parameters),
+    network=dict(snakemake.params.network),
+    training=dict(snakemake.params.training),
+    dt=snakemake.params.dt,
+    seed=snakemake.params.seed,
+    experiment=snakemake.wildcards.experiment,
+    samples_path=snakemake.input.samples,
+    model_path=snakemake.output.model,
+    spec_path=snakemake.output.spec,
+    csv_path=snakemake.output.history,
+)
