@@ -24,4 +24,4 @@ test: venv
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf results logs benchmarks/*.tsv .snakemake
+	rm -rf results logs .snakemake

@@ -16,7 +16,8 @@ import xarray as xr
 
 from activeflow import io
 from activeflow.flow import evaluate_fields
-from activeflow.networks import ScoreModel
+from activeflow.divergence import ScoreFn
+from activeflow.systems import AOUPSystem
 from activeflow.stats import mean_stderr
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 INVARIANTS = ("fpe_residual", "div_v", "v_dot_s", "sm_identity_x", "sm_identity_g")
 
 
-def invariants(model: ScoreModel, x: np.ndarray, g: np.ndarray) -> xr.Dataset:
-    f = evaluate_fields(model, model.system, x, g)
+def invariants(score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndarray) -> xr.Dataset:
+    f = evaluate_fields(score_fn, system, x, g)
     n = x.shape[1]
 
     def total(a: np.ndarray) -> np.ndarray:
@@ -55,7 +56,7 @@ def summary(ds: xr.Dataset, replica: np.ndarray | None) -> pd.DataFrame:
 def run(model_path: str, spec_path: str, samples_path: str, nc_path: str, csv_path: str) -> None:
     model, spec = io.load_model(model_path, spec_path)
     samples = io.read_netcdf(samples_path, required=("x", "g"))
-    ds = invariants(model, samples.x.values, samples.g.values)
+    ds = invariants(model, model.system, samples.x.values, samples.g.values)
     table = summary(ds, samples.replica.values if "replica" in samples else None)
     io.write_netcdf(ds, nc_path, dict(stage="diagnose", model=str(model_path), samples=str(samples_path), spec=spec))
     io.write_csv(table, csv_path)

@@ -14,7 +14,8 @@ import xarray as xr
 
 from activeflow import io
 from activeflow.flow import evaluate_fields
-from activeflow.networks import ScoreModel
+from activeflow.divergence import ScoreFn
+from activeflow.systems import AOUPSystem
 from activeflow.stats import mean_stderr
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,10 @@ PARTICLE = ("sample", "particle")
 VECTOR = ("sample", "particle", "dim")
 
 
-def epr_dataset(model: ScoreModel, x: np.ndarray, g: np.ndarray) -> xr.Dataset:
+def epr_dataset(score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndarray) -> xr.Dataset:
     """Per snapshot and particle: v, its divergences and the EPR densities (the epr.nc contract)."""
-    f = evaluate_fields(model, model.system, x, g)
-    Dx, Dg = model.system.Dx, model.system.Dg
+    f = evaluate_fields(score_fn, system, x, g)
+    Dx, Dg = system.Dx, system.Dg
     epr_x = np.sum(f["v_x"] ** 2, -1) / Dx
     epr_g = np.sum(f["v_g"] ** 2, -1) / Dg
     return xr.Dataset(
@@ -68,7 +69,7 @@ def run(model_path: str, spec_path: str, samples_path: str, epr_path: str, summa
     model, spec = io.load_model(model_path, spec_path)
     samples = io.read_netcdf(samples_path, required=("x", "g"))
     log.info("evaluating v and its divergences on %d held-out snapshots", samples.sizes["sample"])
-    ds = epr_dataset(model, samples.x.values, samples.g.values)
+    ds = epr_dataset(model, model.system, samples.x.values, samples.g.values)
     replica = samples.replica.values if "replica" in samples else None
     table = summary(ds, replica)
     info = dict(stage="compute_epr", model=str(model_path), samples=str(samples_path), spec=spec)

@@ -54,7 +54,7 @@ def evaluate_fields(
     """`flow_fields` over many snapshots, in chunks of snapshots so memory stays bounded."""
     parts = []
     for start in range(0, x.shape[0], chunk):
-        xs = jnp.asarray(x[start : start + chunk], jnp.float32)
-        gs = jnp.asarray(g[start : start + chunk], jnp.float32)
+        xs = jnp.asarray(x[start : start + chunk], float)
+        gs = jnp.asarray(g[start : start + chunk], float)
         parts.append({k: np.asarray(v) for k, v in _batch_fields(score_fn, system, xs, gs)._asdict().items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in FlowFields._fields}

@@ -9,6 +9,7 @@ optimum is E|s|² + 2E∇·s = tr Σ⁻¹ − 2 tr Σ⁻¹ = −E|s|².
 
 from dataclasses import dataclass
 
+import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
@@ -36,6 +37,23 @@ class LinearExact:
         r = np.concatenate([x.reshape(*x.shape[:-2], -1), g.reshape(*g.shape[:-2], -1)], axis=-1)
         s = -r @ self.precision.T
         return s[..., : self._nd].reshape(x.shape), s[..., self._nd :].reshape(g.shape)
+
+    def score_fn(self):
+        """The exact score as a JAX function of one snapshot (x, g), each (N, d)."""
+        P = jnp.asarray(self.precision)
+        nd = self._nd
+
+        def score(x, g):
+            s = -P @ jnp.concatenate([x.ravel(), g.ravel()]).astype(P.dtype)
+            return s[:nd].reshape(x.shape), s[nd:].reshape(g.shape)
+
+        return score
+
+    def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n exact draws from ρ = N(0, Σ), as (x, g) of shape (n, N, d)."""
+        r = rng.multivariate_normal(np.zeros(2 * self._nd), self.covariance, size=n)
+        shape = (n, self.n_particles, self.dim)
+        return r[:, : self._nd].reshape(shape), r[:, self._nd :].reshape(shape)
 
     def epr_total(self) -> float:
         """Ṡ_tot = E|v|²_{D⁻¹} = tr(Vᵀ D⁻¹ V Σ)."""

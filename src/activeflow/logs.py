@@ -12,4 +12,5 @@ def to_file(path: str | None, level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s", handlers=handlers, force=True)
     logging.captureWarnings(True)
     warnings.simplefilter("default")
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    for noisy in ("absl", "jax._src.xla_bridge"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -9,11 +9,13 @@ learned score at the cell centres. Density-weighted versions (current j = Ïv, Ï
 import logging
 
 import numpy as np
+import scipy.ndimage
 import xarray as xr
 
 from activeflow import io
 from activeflow.flow import evaluate_fields
-from activeflow.networks import ScoreModel
+from activeflow.divergence import ScoreFn
+from activeflow.systems import AOUPSystem
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +27,18 @@ def bin_edges(lo: float, hi: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def phase_space_map(
-    model: ScoreModel, x: np.ndarray, g: np.ndarray, x_range: list[float], g_range: list[float], bins: list[int]
+    score_fn: ScoreFn,
+    system: AOUPSystem,
+    x: np.ndarray,
+    g: np.ndarray,
+    x_range: list[float],
+    g_range: list[float],
+    bins: list[int],
+    smoothing: float = 0.0,
 ) -> xr.Dataset:
-    """Density, velocity, EPR densities and currents of a one-coordinate system on an (x, g) grid."""
-    system = model.system
+    """Density, velocity, EPR densities and currents of a one-coordinate system on an (x, g) grid.
+    The density is the normalised histogram, optionally smoothed by a Gaussian of `smoothing` cells
+    (periodic in x when the system is); `counts` always holds the raw histogram."""
     if (system.n_particles, system.dim) != (1, 1):
         raise ValueError("phase-space maps need a system with one coordinate x and one g (the ring)")
     x_edges, xc = bin_edges(*x_range, bins[0])
@@ -37,8 +47,13 @@ def phase_space_map(
     counts = counts.T  # rows g, columns x, as drawn
     cell = (x_edges[1] - x_edges[0]) * (g_edges[1] - g_edges[0])
     density = counts / (x.shape[0] * cell)
+    if smoothing > 0:
+        # axis 0 is g (open); axis 1 is x, periodic when the map spans the whole ring
+        full_ring = system.box is not None and np.isclose(x_range[1] - x_range[0], system.box)
+        mode = ("nearest", "wrap" if full_ring else "nearest")
+        density = scipy.ndimage.gaussian_filter(density, smoothing, mode=mode)
     G, X = np.meshgrid(gc, xc, indexing="ij")
-    f = evaluate_fields(model, system, X.reshape(-1, 1, 1), G.reshape(-1, 1, 1))
+    f = evaluate_fields(score_fn, system, X.reshape(-1, 1, 1), G.reshape(-1, 1, 1))
     shape = G.shape
 
     def grid(a: np.ndarray) -> np.ndarray:
@@ -77,14 +92,20 @@ def phase_space_map(
 
 
 def run(
-    model_path: str, spec_path: str, samples_path: str, map_path: str,
-    x_range: list[float], g_range: list[float], bins: list[int],
+    model_path: str,
+    spec_path: str,
+    samples_path: str,
+    map_path: str,
+    x_range: list[float],
+    g_range: list[float],
+    bins: list[int],
+    smoothing: float,
 ) -> None:
     model, spec = io.load_model(model_path, spec_path)
     samples = io.read_netcdf(samples_path, required=("x", "g"))
     log.info("phase-space map: %s bins over x %s, g %s from %d samples", bins, x_range, g_range, samples.sizes["sample"])
-    ds = phase_space_map(model, samples.x.values, samples.g.values, x_range, g_range, bins)
+    ds = phase_space_map(model, model.system, samples.x.values, samples.g.values, x_range, g_range, bins, smoothing)
     outside = samples.sizes["sample"] - int(ds.counts.sum())
     if outside:
         log.info("%d samples fall outside the map's extent and are not counted", outside)
-    io.write_netcdf(ds, map_path, dict(stage="aggregate_map", model=str(model_path), x_range=x_range, g_range=g_range, bins=bins))
+    io.write_netcdf(ds, map_path, dict(stage="aggregate_map", model=str(model_path), x_range=x_range, g_range=g_range, bins=bins, smoothing=smoothing))

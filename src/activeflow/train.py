@@ -78,7 +78,7 @@ def make_train_step(optimizer: optax.GradientTransformation, lambda_sm: float, l
         # EMA with the usual warm start, so early averages are not dominated by the initial weights.
         decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
         ema = optax.incremental_update(eqx.filter(model, eqx.is_inexact_array), ema, 1.0 - decay)
-        return model, opt_state, ema, terms, optax.global_norm(grads)
+        return model, opt_state, ema, terms, optax.tree.norm(grads)
 
     return train_step
 

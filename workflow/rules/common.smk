@@ -1,10 +1,4 @@
 # Helpers shared by the rules: config lookups, cross-key checks, targets.
-import os
-
-# Rules import the library from this checkout, also inside conda environments that lack it.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p
-)
 
 
 def experiment_config(key):
@@ -36,7 +30,9 @@ def check_config(cfg):
         for key in ("x_range", "g_range"):
             lo, hi = exp["map"][key]
             if not lo < hi:
-                raise ValueError(f"experiments.{name}.map.{key}={[lo, hi]} must be increasing")
+                raise ValueError(
+                    f"experiments.{name}.map.{key}={[lo, hi]} must be increasing"
+                )
         if exp["system"] == "ring":
             half = exp["parameters"]["L"] / 2
             lo, hi = exp["map"]["x_range"]
@@ -47,7 +43,9 @@ def check_config(cfg):
 
 
 def figure_paths(name):
-    return expand("results/figures/{name}.{ext}", name=name, ext=config["figures"]["formats"])
+    return expand(
+        "results/figures/{name}.{ext}", name=name, ext=config["figures"]["formats"]
+    )
 
 
 FIGURES = [

@@ -10,13 +10,13 @@ rule diagnose:
             caption="../report/diagnostics.rst",
             category="Tables",
         ),
-    resources:
-        gpu=1,
     log:
         "logs/{experiment}/diagnose.log",
     benchmark:
-        "benchmarks/{experiment}/diagnose.tsv"
+        "logs/{experiment}/diagnose.benchmark.tsv"
     conda:
         "../../envs/activeflow.yaml"
+    resources:
+        gpu=1,
     script:
         "../scripts/diagnose.py"

@@ -10,13 +10,13 @@ rule compute_epr:
             caption="../report/epr_summary.rst",
             category="Tables",
         ),
-    resources:
-        gpu=1,
     log:
         "logs/{experiment}/compute_epr.log",
     benchmark:
-        "benchmarks/{experiment}/compute_epr.tsv"
+        "logs/{experiment}/compute_epr.benchmark.tsv"
     conda:
         "../../envs/activeflow.yaml"
+    resources:
+        gpu=1,
     script:
         "../scripts/compute_epr.py"

@@ -11,13 +11,13 @@ rule figure_fig02:
             caption="../report/fig02.rst",
             category="Two particles on a ring",
         ),
-    params:
-        name="fig02-ring-flow",
-        options=figure_options(),
     log:
         "logs/figures/fig02-ring-flow.log",
     conda:
         "../../envs/activeflow.yaml"
+    params:
+        name="fig02-ring-flow",
+        options=figure_options(),
     script:
         "../scripts/figure.py"
 
@@ -31,13 +31,13 @@ rule figure_fig03:
             caption="../report/fig03.rst",
             category="Two particles on a ring",
         ),
-    params:
-        name="fig03-ring-system-epr",
-        options=figure_options(),
     log:
         "logs/figures/fig03-ring-system-epr.log",
     conda:
         "../../envs/activeflow.yaml"
+    params:
+        name="fig03-ring-system-epr",
+        options=figure_options(),
     script:
         "../scripts/figure.py"
 
@@ -49,6 +49,10 @@ rule figure_fig12:
             caption="../report/fig12.rst",
             category="Two particles on a ring",
         ),
+    log:
+        "logs/figures/fig12-force-smoothing.log",
+    conda:
+        "../../envs/activeflow.yaml"
     params:
         name="fig12-force-smoothing",
         options=lambda wildcards: figure_options(
@@ -59,10 +63,6 @@ rule figure_fig12:
                 for k in ("a", "k", "beta")
             }
         ),
-    log:
-        "logs/figures/fig12-force-smoothing.log",
-    conda:
-        "../../envs/activeflow.yaml"
     script:
         "../scripts/figure.py"
 
@@ -77,13 +77,13 @@ rule figure_fig13:
             caption="../report/fig13.rst",
             category="Two particles on a ring",
         ),
-    params:
-        name="fig13-ring-decomposition",
-        options=figure_options(),
     log:
         "logs/figures/fig13-ring-decomposition.log",
     conda:
         "../../envs/activeflow.yaml"
+    params:
+        name="fig13-ring-decomposition",
+        options=figure_options(),
     script:
         "../scripts/figure.py"
 
@@ -97,13 +97,13 @@ rule figure_fig14:
             caption="../report/fig14.rst",
             category="Two particles on a ring",
         ),
-    params:
-        name="fig14-ring-pointwise",
-        options=figure_options(),
     log:
         "logs/figures/fig14-ring-pointwise.log",
     conda:
         "../../envs/activeflow.yaml"
+    params:
+        name="fig14-ring-pointwise",
+        options=figure_options(),
     script:
         "../scripts/figure.py"
 
@@ -117,12 +117,12 @@ rule figure_fig15:
             caption="../report/fig15.rst",
             category="Two particles on a ring",
         ),
-    params:
-        name="fig15-ring-diagnostics",
-        options=figure_options(),
     log:
         "logs/figures/fig15-ring-diagnostics.log",
     conda:
         "../../envs/activeflow.yaml"
+    params:
+        name="fig15-ring-diagnostics",
+        options=figure_options(),
     script:
         "../scripts/figure.py"

@@ -5,15 +5,15 @@ rule aggregate_map:
         samples="results/{experiment}/samples.nc",
     output:
         "results/{experiment}/epr_map.nc",
-    params:
-        map=experiment_config("map"),
-    resources:
-        gpu=1,
     log:
         "logs/{experiment}/aggregate_map.log",
     benchmark:
-        "benchmarks/{experiment}/aggregate_map.tsv"
+        "logs/{experiment}/aggregate_map.benchmark.tsv"
     conda:
         "../../envs/activeflow.yaml"
+    resources:
+        gpu=1,
+    params:
+        map=experiment_config("map"),
     script:
         "../scripts/aggregate_map.py"

@@ -3,16 +3,16 @@ rule simulate:
         samples="results/{experiment}/samples.nc",
         heldout="results/{experiment}/heldout.nc",
         trajectories="results/{experiment}/trajectories.nc",
+    log:
+        "logs/{experiment}/simulate.log",
+    benchmark:
+        "logs/{experiment}/simulate.benchmark.tsv"
+    conda:
+        "../../envs/activeflow.yaml"
     params:
         system=experiment_config("system"),
         parameters=experiment_config("parameters"),
         simulation=experiment_config("simulation"),
         seed=config["seed"],
-    log:
-        "logs/{experiment}/simulate.log",
-    benchmark:
-        "benchmarks/{experiment}/simulate.tsv"
-    conda:
-        "../../envs/activeflow.yaml"
     script:
         "../scripts/simulate.py"

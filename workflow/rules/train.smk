@@ -5,20 +5,22 @@ rule train_score:
         model="results/{experiment}/model.eqx",
         spec="results/{experiment}/model.json",
         history="results/{experiment}/training.csv",
+    log:
+        "logs/{experiment}/train_score.log",
+    benchmark:
+        "logs/{experiment}/train_score.benchmark.tsv"
+    conda:
+        "../../envs/activeflow.yaml"
+    resources:
+        gpu=1,
     params:
         system=experiment_config("system"),
         parameters=experiment_config("parameters"),
         network=experiment_config("network"),
         training=experiment_config("training"),
-        dt=lambda wildcards: config["experiments"][wildcards.experiment]["simulation"]["dt"],
+        dt=lambda wildcards: config["experiments"][wildcards.experiment]["simulation"][
+            "dt"
+        ],
         seed=config["seed"],
-    resources:
-        gpu=1,
-    log:
-        "logs/{experiment}/train_score.log",
-    benchmark:
-        "benchmarks/{experiment}/train_score.tsv"
-    conda:
-        "../../envs/activeflow.yaml"
     script:
         "../scripts/train_score.py"

@@ -1,5 +1,9 @@
 """Thin adapter: rule `aggregate_map` -> activeflow.maps.run."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
+
 from activeflow import logs, maps
 
 logs.to_file(snakemake.log[0])
@@ -12,4 +16,5 @@ maps.run(
     x_range=list(grid["x_range"]),
     g_range=list(grid["g_range"]),
     bins=list(grid["bins"]),
+    smoothing=float(grid["density_smoothing"]),
 )

@@ -1,5 +1,9 @@
 """Thin adapter: rule `compute_epr` -> activeflow.epr.run."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
+
 from activeflow import epr, logs
 
 logs.to_file(snakemake.log[0])

@@ -1,5 +1,9 @@
 """Thin adapter: rule `train_score` -> activeflow.train.run."""
 
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
+
 from activeflow import logs, train
 
 logs.to_file(snakemake.log[0])

@@ -23,11 +23,12 @@ def _extent(m: xr.Dataset) -> list[float]:
     return [float(m.x_edges[0]), float(m.x_edges[-1]), float(m.g_edges[0]), float(m.g_edges[-1])]
 
 
-def _image(fig, ax, m: xr.Dataset, field: np.ndarray, title: str, cmap="viridis", signed=False, clip=None):
+def _image(fig, ax, m: xr.Dataset, field: np.ndarray, title: str, cmap="viridis", signed=False, clip=None, where=None):
     """Draw a (g, x) field. Signed fields get a diverging map centred on zero; with `clip`, colours
-    saturate at that percentile of |value|."""
+    saturate at that percentile of |value| (over the cells in `where`, if given)."""
     field = np.asarray(field, dtype=float)
-    finite = np.abs(field[np.isfinite(field)])
+    scale = field if where is None else field[where]
+    finite = np.abs(scale[np.isfinite(scale)])
     lim = (np.percentile(finite, clip) if clip else finite.max()) if finite.size else 1.0
     lim = lim if lim > 0 else 1.0
     kw = dict(origin="lower", extent=_extent(m), aspect="auto")
@@ -77,7 +78,7 @@ def fig02_ring_flow(map: xr.Dataset, trajectories: xr.Dataset) -> Figure:
 def fig03_ring_system_epr(map: xr.Dataset) -> Figure:
     """∇·v over phase space, on the cells the samples visit (white: ρ below 10⁻³ of its maximum)."""
     fig, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
-    field = np.where(_support(map), map.div_v.values, np.nan)
+    field = np.where(_support(map, 1e-2), map.div_v.values, np.nan)
     _image(fig, ax, map, field, "system EPR ∇·v", signed=True, clip=99)
     return fig
 
@@ -133,15 +134,16 @@ def fig13_ring_decomposition(map: xr.Dataset, epr: xr.Dataset) -> Figure:
 
 
 def fig14_ring_pointwise(map: xr.Dataset) -> Figure:
-    """Pointwise (not density-weighted) total EPR (top) and system EPR (bottom), colours clipped at the
-    99th percentile of |value| so that outliers do not hide the structure."""
+    """Pointwise (not density-weighted) total EPR (top) and system EPR (bottom) over the whole map;
+    colours saturate at the 99th percentile of |value| over the visited cells, so that the large
+    values where the particles (almost) never are do not hide the structure."""
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
     top = (("epr_total", "|v|²$_{D^{-1}}$"), ("epr_x", "|v$_x$|²/D$_x$"), ("epr_g", "|v$_g$|²/D$_g$"))
     bottom = (("div_v", "∇·v"), ("div_x_v_x", "∇$_x$·v$_x$"), ("div_g_v_g", "∇$_g$·v$_g$"))
     for ax, (var, title) in zip(axes[0], top):
-        _image(fig, ax, map, map[var].values, title, cmap="magma", clip=99)
+        _image(fig, ax, map, map[var].values, title, cmap="magma", clip=99, where=_support(map))
     for ax, (var, title) in zip(axes[1], bottom):
-        _image(fig, ax, map, map[var].values, title, signed=True, clip=99)
+        _image(fig, ax, map, map[var].values, title, signed=True, clip=99, where=_support(map))
     return fig
 
 

@@ -1,0 +1,26 @@
+import jax
+import numpy as np
+import pytest
+
+# Closed-form comparisons need double precision; the workflow itself runs in float32 (subprocesses).
+jax.config.update("jax_enable_x64", True)
+
+from activeflow.systems import Linear, Ring  # noqa: E402
+
+RING_PAPER = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.25, gamma=0.1, eps=0.1, length=16.0)
+
+
+@pytest.fixture
+def ring() -> Ring:
+    return Ring(**RING_PAPER)
+
+
+@pytest.fixture
+def linear() -> Linear:
+    """Three particles in d = 2, trap and springs, far from equilibrium (v0 large, γ ≠ ε)."""
+    return Linear(mu=1.0, v0=0.8, gamma=0.5, eps=0.2, trap=1.0, spring=0.3, n_particles=3, dim=2)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)

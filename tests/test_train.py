@@ -1,0 +1,51 @@
+"""Training: it learns the exact score of a linear system, and stops clearly on a non-finite loss."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from activeflow import train
+from activeflow.linear import exact
+from activeflow.systems import Linear
+
+NETWORK = dict(kind="mlp", width=32, depth=2, periodic=False, boltzmann_shift=False)
+TRAINING = dict(
+    optimizer="adam", learning_rate=3e-3, warmup_steps=20, steps=600, batch_size=256, lambda_sm=1.0,
+    lambda_fpe=1.0, clip_norm=10.0, ema_decay=0.99, resample_steps=5, log_every=100,
+)
+PARAMS = dict(mu=1.0, v0=0.8, gamma=0.5, eps=0.3, trap=1.0, spring=0.0, n_particles=1, dim=1)
+
+
+def _build():
+    spec = dict(system="linear", parameters=PARAMS, network=NETWORK, hyperparameters=dict(
+        n_particles=1, dim=1, width=32, depth=2, period=None))
+    return train.build_model(spec, jax.random.key(0))
+
+
+def test_training_learns_the_exact_linear_score():
+    system = Linear(**PARAMS)
+    ex = exact(system)
+    x, g = ex.sample(np.random.default_rng(0), 4096)
+    model, history = train.fit(_build(), jnp.asarray(x), jnp.asarray(g), TRAINING, 1e-2, jax.random.key(1))
+    assert list(history.step) == [100, 200, 300, 400, 500, 600]
+    xt, gt = ex.sample(np.random.default_rng(1), 2000)
+    s_true = np.concatenate([a.reshape(len(a), -1) for a in ex.score(xt, gt)], 1)
+    s_learned = np.concatenate(
+        [np.asarray(a).reshape(len(xt), -1) for a in jax.vmap(model)(jnp.asarray(xt), jnp.asarray(gt))], 1
+    )
+    rel = np.linalg.norm(s_learned - s_true) / np.linalg.norm(s_true)
+    assert rel < 0.1, rel
+    # the loss (22) approaches its optimum −E|s|²
+    assert history.score_matching.iloc[-1] == pytest.approx(-ex.mean_squared_score(), rel=0.15)
+
+
+def test_non_finite_loss_stops_with_the_step_and_term():
+    x = jnp.ones((64, 1, 1)).at[3].set(jnp.nan)
+    with pytest.raises(train.TrainingDiverged, match="step 0: loss term 'score_matching'"):
+        train.fit(_build(), x, jnp.ones((64, 1, 1)), dict(TRAINING, batch_size=64, steps=3), 1e-2, jax.random.key(1))
+
+
+def test_batch_larger_than_data_is_refused():
+    with pytest.raises(ValueError, match="batch_size=256 exceeds the 10 training samples"):
+        train.fit(_build(), jnp.ones((10, 1, 1)), jnp.ones((10, 1, 1)), TRAINING, 1e-2, jax.random.key(1))
