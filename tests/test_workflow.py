@@ -89,7 +89,7 @@ def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run
     cfg = finished_run / "config" / "test.yaml"
     data = yaml.safe_load(cfg.read_text())
     data["experiments"]["ring"]["training"]["learning_rate"] = 2e-3
-    cfg.write_text(yaml.safe_dump(data))
+    cfg.write_text(yaml.safe_dump(data))  # also reorders every key: that alone must rerun nothing
     planned = planned_rules(snakemake(finished_run, "-n", "--quiet", "rules").stdout)
     assert planned == {"train_score", "diagnose", "compute_epr", "aggregate_map", "figure_fig02", "figure_fig03",
                        "figure_fig13", "figure_fig14", "figure_fig15", "all"}

@@ -1,11 +1,21 @@
 # Helpers shared by the rules: config lookups, cross-key checks, targets.
 
 
+def canonical(value):
+    """Dicts with sorted keys, recursively: Snakemake compares params by their repr, so without this
+    reordering keys in a YAML file would look like a parameter change and rerun jobs."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def experiment_config(key):
     """A params function returning one block of the experiment's config (so edits trigger reruns)."""
 
     def lookup(wildcards):
-        return config["experiments"][wildcards.experiment][key]
+        return canonical(config["experiments"][wildcards.experiment][key])
 
     return lookup
 
@@ -72,4 +82,4 @@ def ring_file(name):
 
 
 def figure_options(**arguments):
-    return {"dpi": config["figures"]["dpi"], "arguments": arguments}
+    return canonical({"dpi": config["figures"]["dpi"], "arguments": arguments})
