@@ -1,5 +1,6 @@
 # activeflow: learned probability flows and entropy production rates of active matter.
 # Run: snakemake --cores 8 --resources gpu=1 [--configfile config/quick.yaml]
+# SLURM: snakemake --profile profiles/slurm (edit its partition and account names first).
 
 
 from snakemake.utils import min_version, validate
@@ -11,6 +12,15 @@ configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+# `gpu` counts against --resources only for jobs run on this machine; jobs submitted to a cluster
+# (SLURM) are not tallied, so a local `--resources gpu=1` never serialises them (README, "GPUs").
+resource_scopes:
+    gpu="local",
 
 
 include: "workflow/rules/common.smk"
@@ -25,6 +35,10 @@ include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/epr.smk"
 include: "workflow/rules/maps.smk"
 include: "workflow/rules/figures.smk"
+
+
+localrules:
+    all,
 
 
 rule all:

@@ -81,5 +81,9 @@ def ring_file(name):
     return f"results/{config['figures']['ring_experiment']}/{name}"
 
 
-def figure_options(**arguments):
-    return canonical({"dpi": config["figures"]["dpi"], "arguments": arguments})
+def figure_options(name=None, **arguments):
+    """Params of one figure: its dpi (figures.dpi_override[name], else figures.dpi) and arguments,
+    so that a per-figure override reruns only that figure."""
+    figures = config["figures"]
+    dpi = figures.get("dpi_override", {}).get(name, figures["dpi"])
+    return canonical({"dpi": dpi, "arguments": arguments})

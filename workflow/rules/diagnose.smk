@@ -9,13 +9,14 @@ rule diagnose:
             "results/{experiment}/diagnostics.csv",
             caption="../report/diagnostics.rst",
             category="Tables",
+            subcategory="{experiment}",
         ),
     log:
         "logs/{experiment}/diagnose.log",
     benchmark:
         "logs/{experiment}/diagnose.benchmark.tsv"
     conda:
-        "../../envs/activeflow.yaml"
+        "../../envs/jax.yaml"
     resources:
         gpu=1,
     script:

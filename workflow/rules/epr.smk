@@ -9,13 +9,14 @@ rule compute_epr:
             "results/{experiment}/epr_summary.csv",
             caption="../report/epr_summary.rst",
             category="Tables",
+            subcategory="{experiment}",
         ),
     log:
         "logs/{experiment}/compute_epr.log",
     benchmark:
         "logs/{experiment}/compute_epr.benchmark.tsv"
     conda:
-        "../../envs/activeflow.yaml"
+        "../../envs/jax.yaml"
     resources:
         gpu=1,
     script:

@@ -10,7 +10,7 @@ rule aggregate_map:
     benchmark:
         "logs/{experiment}/aggregate_map.benchmark.tsv"
     conda:
-        "../../envs/activeflow.yaml"
+        "../../envs/jax.yaml"
     resources:
         gpu=1,
     params:

@@ -8,7 +8,9 @@ rule simulate:
     benchmark:
         "logs/{experiment}/simulate.benchmark.tsv"
     conda:
-        "../../envs/activeflow.yaml"
+        "../../envs/jax.yaml"
+    resources:
+        gpu=1,
     params:
         system=experiment_config("system"),
         parameters=experiment_config("parameters"),

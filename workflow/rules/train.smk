@@ -10,7 +10,7 @@ rule train_score:
     benchmark:
         "logs/{experiment}/train_score.benchmark.tsv"
     conda:
-        "../../envs/activeflow.yaml"
+        "../../envs/jax.yaml"
     resources:
         gpu=1,
     params:
