@@ -1,10 +1,16 @@
 """End to end: the real Snakemake workflow on config/test.yaml in a temporary copy of the repository."""
 
+import io
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +20,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+SNAKEFMT = str(Path(sys.executable).with_name("snakefmt"))
+JAX_RULES = {"simulate", "train_score", "diagnose", "compute_epr", "aggregate_map"}  # resources: gpu=1
 
 EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
@@ -28,32 +36,61 @@ FIGURES = ["fig02-ring-flow", "fig03-ring-system-epr", "fig12-force-smoothing",
 
 
 def copy_workflow(dest: Path) -> Path:
-    for name in ("Snakefile", "workflow", "config", "envs", "src"):
+    for name in ("Snakefile", "workflow", "config", "envs", "profiles", "src"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [SNAKEMAKE, "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml", *args],
-        cwd=workdir, capture_output=True, text=True, timeout=600,
-    )
+def clone_run(run: Path, dest: Path) -> Path:
+    """A copy of a finished run (results, logs, .snakemake metadata, mtimes kept) to edit freely."""
+    shutil.copytree(run, dest, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete"))
+    return dest
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run([SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=600, **kwargs)
     if check and proc.returncode != 0:
         pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
 
 
-def planned_rules(stdout: str) -> set[str]:
-    """Rule names from the job-count table that `snakemake -n --quiet rules` prints."""
-    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", stdout, re.M)} - {"total"}
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The workstation command line on the CI preset."""
+    return run_snakemake(
+        workdir, "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml", *args, check=check
+    )
+
+
+def planned_jobs(output: str) -> list[dict]:
+    """The jobs a `snakemake -n` plans, from its job blocks: rule, wildcards and resources of each."""
+    jobs = []
+    for m in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n?)*)", output, re.M):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", m.group(2), re.M))
+        resources = dict(kv.split("=", 1) for kv in fields.get("resources", "").split(", ") if "=" in kv)
+        jobs.append(dict(rule=m.group(1), wildcards=fields.get("wildcards", ""), resources=resources))
+    return jobs
+
+
+def plan(workdir: Path, *args: str) -> Counter:
+    """Planned jobs as a multiset of "rule" or "rule[wildcards]"."""
+    proc = snakemake(workdir, "-n", *args)
+    return Counter(j["rule"] + (f"[{j['wildcards']}]" if j["wildcards"] else "") for j in planned_jobs(proc.stdout))
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
+    """One tiny run of the whole workflow, shared by the tests below; they only read it (or clone it)."""
     work = copy_workflow(tmp_path_factory.mktemp("workflow"))
     snakemake(work)
     return work
+
+
+RING_DOWNSTREAM_OF_TRAINING = Counter(
+    ["train_score[experiment=ring]", "diagnose[experiment=ring]", "compute_epr[experiment=ring]",
+     "aggregate_map[experiment=ring]", "figure_fig02", "figure_fig03", "figure_fig13", "figure_fig14",
+     "figure_fig15", "all"]
+)
 
 
 @pytest.mark.workflow
@@ -78,21 +115,222 @@ def test_every_output_exists_and_opens(finished_run):
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (finished_run / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
-    for rule in ("simulate", "train_score", "diagnose", "compute_epr", "aggregate_map"):
-        assert (finished_run / "logs" / "ring" / f"{rule}.log").stat().st_size > 0
     assert "steps/s" in (finished_run / "logs" / "ring" / "train_score.log").read_text()
 
 
 @pytest.mark.workflow
-def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run):
+def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
+    logs = finished_run / "logs"
+    stems = [f"ring/{rule}" for rule in sorted(JAX_RULES)] + [f"figures/{name}" for name in FIGURES]
+    for stem in stems:
+        assert (logs / f"{stem}.log").is_file(), stem
+        bench = pd.read_csv(logs / f"{stem}.benchmark.tsv", sep="\t")
+        assert {"s", "max_rss", "cpu_time"} <= set(bench.columns), stem
+        assert len(bench) == 1 and bench.s.iloc[0] > 0 and bench.max_rss.iloc[0] > 0, stem
+
+
+def job_intervals(log_text: str) -> list[tuple[str, datetime, datetime]]:
+    """(rule, start, end) of every job in a Snakemake log (timestamps to the second)."""
+    stamp = r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]\n"
+    parse = lambda s: datetime.strptime(" ".join(s.split()), "%a %b %d %H:%M:%S %Y")  # noqa: E731
+    starts = {
+        jobid: (rule, parse(when))
+        for when, rule, jobid in re.findall(stamp + r"(?:local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)", log_text)
+    }
+    ends = {jobid: parse(when) for when, jobid in re.findall(stamp + r"Finished jobid: (\d+)", log_text)}
+    return [(rule, start, ends[jobid]) for jobid, (rule, start) in starts.items()]
+
+
+@pytest.mark.workflow
+def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
+    """With --resources gpu=1 (the fixture's command line) at most one JAX rule runs at a time."""
+    first_log = sorted((finished_run / ".snakemake" / "log").glob("*.snakemake.log"))[0]
+    jobs = [job for job in job_intervals(first_log.read_text()) if job[0] != "all"]
+    assert Counter(rule for rule, _, _ in jobs) == Counter([*JAX_RULES, *(f"figure_{n[:5]}" for n in FIGURES)])
+    gpu = [job for job in jobs if job[0] in JAX_RULES]
+    cpu = [job for job in jobs if job[0] not in JAX_RULES]
+    overlaps = lambda a, b: a[1] < b[2] and b[1] < a[2]  # noqa: E731
+    assert not [(a[0], b[0]) for i, a in enumerate(gpu) for b in gpu[i + 1:] if overlaps(a, b)]
+    assert any(overlaps(a, b) for a in gpu for b in cpu), "no figure job ran beside a JAX job on 2 cores"
+
+
+@pytest.mark.workflow
+def test_rules_that_run_jax_declare_one_gpu(tmp_path):
+    work = copy_workflow(tmp_path)
+    jobs = planned_jobs(snakemake(work, "-n").stdout)
+    assert {j["rule"] for j in jobs} == JAX_RULES | {f"figure_{n[:5]}" for n in FIGURES} | {"all"}
+    for job in jobs:
+        assert job["resources"].get("gpu") == ("1" if job["rule"] in JAX_RULES else None), job
+
+
+@pytest.mark.workflow
+def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run, tmp_path):
     assert "Nothing to be done" in snakemake(finished_run, "-n").stdout
-    cfg = finished_run / "config" / "test.yaml"
-    data = yaml.safe_load(cfg.read_text())
+    work = clone_run(finished_run, tmp_path / "clone")
+    cfg = work / "config" / "test.yaml"
+    original = cfg.read_text()
+    data = yaml.safe_load(original)
+    cfg.write_text(yaml.safe_dump(data, sort_keys=True))  # reordered keys alone rerun nothing
+    assert "Nothing to be done" in snakemake(work, "-n").stdout
+
     data["experiments"]["ring"]["training"]["learning_rate"] = 2e-3
-    cfg.write_text(yaml.safe_dump(data))  # also reorders every key: that alone must rerun nothing
-    planned = planned_rules(snakemake(finished_run, "-n", "--quiet", "rules").stdout)
-    assert planned == {"train_score", "diagnose", "compute_epr", "aggregate_map", "figure_fig02", "figure_fig03",
-                       "figure_fig13", "figure_fig14", "figure_fig15", "all"}
+    cfg.write_text(yaml.safe_dump(data))
+    assert plan(work) == RING_DOWNSTREAM_OF_TRAINING  # not simulate, not fig12
+
+    # a figure-only setting: one figure's resolution reruns that figure alone ...
+    data = yaml.safe_load(original)
+    data["figures"]["dpi_override"] = {"fig03-ring-system-epr": 90}
+    cfg.write_text(yaml.safe_dump(data))
+    assert plan(work) == Counter(["figure_fig03", "all"])
+    # ... and the shared resolution reruns every figure, nothing else
+    data = yaml.safe_load(original)
+    data["figures"]["dpi"] = 90
+    cfg.write_text(yaml.safe_dump(data))
+    assert plan(work) == Counter([f"figure_{name[:5]}" for name in FIGURES] + ["all"])
+
+    data = yaml.safe_load(original)
+    data["figures"]["dpi_override"] = {"fig99-no-such-figure": 90}
+    cfg.write_text(yaml.safe_dump(data))
+    proc = snakemake(work, "-n", check=False)
+    assert proc.returncode != 0 and "fig99-no-such-figure" in proc.stdout + proc.stderr
+
+
+@pytest.mark.workflow
+def test_single_stage_commands_from_the_readme(finished_run):
+    """--forcerun RULE --until RULE, --forcerun RULE, -f TARGET and --summary on an up-to-date run."""
+    assert plan(finished_run, "--forcerun", "diagnose", "--until", "diagnose") == Counter(
+        ["diagnose[experiment=ring]"]
+    )
+    assert plan(finished_run, "--forcerun", "train_score") == RING_DOWNSTREAM_OF_TRAINING
+    assert plan(finished_run, "-f", "results/ring/epr_summary.csv") == Counter(["compute_epr[experiment=ring]"])
+    assert plan(finished_run, "-f", "results/figures/fig15-ring-diagnostics.png") == Counter(["figure_fig15"])
+
+    summary = pd.read_csv(io.StringIO(snakemake(finished_run, "--summary").stdout), sep="\t")
+    assert set(summary.rule) == JAX_RULES | {f"figure_{n[:5]}" for n in FIGURES}
+    assert (summary.status == "ok").all() and (summary.plan == "no update").all(), summary
+
+
+@pytest.mark.workflow
+def test_report_has_every_figure_with_its_caption_and_the_tables(finished_run):
+    snakemake(finished_run, "--report", "report.html")
+    html = (finished_run / "report.html").read_text()
+    # offline: everything inlined, nothing fetched
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:", html)
+    results = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", html, re.S).group(1))
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\s*</script>", html, re.S).group(1))
+    placed = {path: (cat, sub) for cat, subs in categories.items() for sub, paths in subs.items() for path in paths}
+    for name in FIGURES:
+        number = int(name[3:5])
+        for ext in ("png", "pdf"):
+            path = f"results/figures/{name}.{ext}"
+            assert placed[path] in {("Two particles on a ring", "Main text"), ("Two particles on a ring", "Appendix F.2")}
+            caption = results[path]["caption"]
+            assert f"Reproduces <strong>Fig. {number}</strong>" in caption, (path, caption)
+            assert "system-message" not in caption and "problematic" not in caption, (path, caption)
+            assert 'literal">ring</tt>' in caption  # the experiment drawn, from the config
+    for table in ("diagnostics.csv", "epr_summary.csv"):
+        path = f"results/ring/{table}"
+        assert placed[path] == ("Tables", "ring")
+        assert results[path]["caption"] and "system-message" not in results[path]["caption"]
+    assert "Experiments in this run: ring." in html
+
+
+@pytest.mark.workflow
+def test_local_profile_gives_all_cores_and_one_gpu(finished_run, tmp_path):
+    work = clone_run(finished_run, tmp_path / "clone")
+    proc = run_snakemake(
+        work, "--workflow-profile", "profiles/local", "--configfile", "config/test.yaml",
+        "--forcerun", "figure_fig12", "--until", "figure_fig12", "--touch",
+    )
+    log = proc.stdout + proc.stderr
+    assert "workflow specific profile profiles/local" in log
+    assert 'Provided resources: gpu=Resource("gpu", 1)' in log
+    assert re.search(r"Provided cores: [1-9]", log)
+
+
+SLURM_PLACEHOLDERS = {"account": "YOUR_ACCOUNT", "cpu": "YOUR_CPU_PARTITION", "gpu": "YOUR_GPU_PARTITION"}
+
+
+def test_slurm_profile_leaves_only_partition_and_account_names_to_edit():
+    text = (ROOT / "profiles" / "slurm" / "profile.yaml").read_text()
+    assert set(re.findall(r"\bYOUR_\w+", text)) == set(SLURM_PLACEHOLDERS.values())
+    for placeholder in SLURM_PLACEHOLDERS.values():
+        assert text.count(placeholder) == 1, f"{placeholder} should be set once (a YAML anchor) and reused"
+    assert len(re.findall(r"#\s*EDIT:", text)) == 3
+    assert "gpu_model" in text
+    assert not (ROOT / "profiles" / "default").exists(), "profiles/default would be merged into every run"
+
+
+@pytest.mark.workflow
+def test_slurm_profile_dry_run_plans_partitions_and_resources(tmp_path):
+    work = copy_workflow(tmp_path)
+    proc = run_snakemake(work, "-n", "--profile", "profiles/slurm", "--configfile", "config/test.yaml")
+    assert "Using profile profiles/slurm" in proc.stderr and "workflow specific profile" not in proc.stderr
+    jobs = [j for j in planned_jobs(proc.stdout) if j["rule"] != "all"]
+    assert {j["rule"] for j in jobs} == JAX_RULES | {f"figure_{n[:5]}" for n in FIGURES}
+    for job in jobs:
+        res = job["resources"]
+        assert res["slurm_account"] == SLURM_PLACEHOLDERS["account"], job
+        assert int(res["runtime"]) > 0 and int(res["mem_mb"]) > 0 and int(res["cpus_per_task"]) > 0, job
+        if job["rule"] in JAX_RULES:
+            assert res["slurm_partition"] == SLURM_PLACEHOLDERS["gpu"] and res["gpu"] == "1", job
+        else:
+            assert res["slurm_partition"] == SLURM_PLACEHOLDERS["cpu"] and "gpu" not in res, job
+    train = next(j for j in jobs if j["rule"] == "train_score")["resources"]
+    figure = next(j for j in jobs if j["rule"] == "figure_fig02")["resources"]
+    assert int(train["runtime"]) > int(figure["runtime"]) and int(train["mem_mb"]) > int(figure["mem_mb"])
+
+
+FAKE_SLURM = {
+    # record each submission and answer with a job id (as `sbatch --parsable` does)
+    "sbatch": 'echo "$*" >> "$FAKE_SBATCH_LOG"; echo $((1000 + $(wc -l < "$FAKE_SBATCH_LOG")))',
+    "sacctmgr": "echo YOUR_ACCOUNT",  # the account the profile names is valid
+    **{tool: "exit 0" for tool in ("sinfo", "sacct", "squeue", "scontrol", "scancel", "sshare")},
+}
+
+
+@pytest.mark.workflow
+def test_slurm_submits_gpu_jobs_side_by_side_despite_a_local_gpu_limit(finished_run, tmp_path):
+    """The SLURM executor with stand-in SLURM commands: three independent GPU jobs, and the user's habit
+    `--resources gpu=1` on the command line; `gpu` is a local resource, so all three are submitted at
+    once, each to the GPU partition with one GPU (without the scope only one would be queued)."""
+    work = clone_run(finished_run, tmp_path / "clone")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool, body in FAKE_SLURM.items():
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / tool).chmod(0o755)
+    submissions = tmp_path / "sbatch.log"
+    submissions.touch()
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_SBATCH_LOG=str(submissions))
+    gpu_rules = ["diagnose", "compute_epr", "aggregate_map"]
+    proc = subprocess.Popen(
+        [SNAKEMAKE, "--profile", "profiles/slurm", "--configfile", "config/test.yaml", "--resources", "gpu=1",
+         "--forcerun", *gpu_rules, "--until", *gpu_rules],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None and len(submissions.read_text().splitlines()) < 3:
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the stand-in jobs never finish
+        output = proc.communicate()[0]
+    calls = submissions.read_text().splitlines()
+    assert sorted(re.search(r"--comment rule_(\w+?)_wildcards", c).group(1) for c in calls) == sorted(gpu_rules), (
+        calls, output[-3000:])
+    for call in calls:
+        assert f"-p {SLURM_PLACEHOLDERS['gpu']}" in call and "--gpus=1" in call and f"-A {SLURM_PLACEHOLDERS['account']}" in call
+        assert re.search(r"-t \d+", call) and re.search(r"--mem \d+", call) and "--cpus-per-task=" in call
+
+
+@pytest.mark.workflow
+def test_lint_and_format(tmp_path):
+    work = copy_workflow(tmp_path)
+    proc = snakemake(work, "--lint", check=False)
+    assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    fmt = subprocess.run([SNAKEFMT, "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
 @pytest.mark.workflow
