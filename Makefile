@@ -24,4 +24,4 @@ test: venv
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf results logs .snakemake
+	rm -rf results logs .snakemake report.html
