@@ -2,6 +2,8 @@
 # Run: snakemake --cores 8 --resources gpu=1 [--configfile config/quick.yaml]
 
 
+import re
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -17,6 +19,11 @@ include: "workflow/rules/common.smk"
 
 
 check_config(config)
+EXPERIMENTS = concrete_experiments(config)
+
+
+wildcard_constraints:
+    experiment="|".join(re.escape(name) for name in EXPERIMENTS),
 
 
 include: "workflow/rules/simulate.smk"
@@ -25,6 +32,7 @@ include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/epr.smk"
 include: "workflow/rules/maps.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/accuracy.smk"
 
 
 rule all:

@@ -19,12 +19,13 @@ EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
     "heldout.nc": {"x", "g", "replica", "time"},
     "trajectories.nc": {"x", "g"},
-    "epr.nc": {"x", "g", "v_x", "v_g", "div_x_v_x", "div_g_v_g", "div_v", "epr_x", "epr_g", "epr_total"},
+    "epr.nc": {"x", "g", "v_x", "v_g", "div_x_v_x", "div_g_v_g", "div_v", "epr_x", "epr_g", "epr_total", "score_free"},
     "diagnostics.nc": {"fpe_residual", "div_v", "v_dot_s", "sm_identity_x", "sm_identity_g"},
     "epr_map.nc": {"density", "counts", "v_x", "v_g", "epr_total", "div_v", "current_norm", "current_x", "current_g"},
 }
 FIGURES = ["fig02-ring-flow", "fig03-ring-system-epr", "fig12-force-smoothing",
-           "fig13-ring-decomposition", "fig14-ring-pointwise", "fig15-ring-diagnostics"]
+           "fig13-ring-decomposition", "fig14-ring-pointwise", "fig15-ring-diagnostics", "accuracy-epr"]
+LINEAR = ["linear-v0_0", "linear-v0_1"]  # the v0 sweep of config/test.yaml
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -71,13 +72,23 @@ def test_every_output_exists_and_opens(finished_run):
     assert history.step.iloc[-1] == 20
     table = pd.read_csv(results / "diagnostics.csv")
     assert set(table.invariant) == set(EXPECTED_VARIABLES["diagnostics.nc"])
-    summary = pd.read_csv(results / "epr_summary.csv").set_index("quantity")
-    assert summary.loc["S_tot", "mean"] > 0 and summary.loc["S_tot", "stderr"] > 0
+    summary = pd.read_csv(results / "epr_summary.csv").set_index(["quantity", "estimator"])
+    assert summary.loc[("S_tot", "learned"), "mean"] > 0 and summary.loc[("S_tot", "learned"), "stderr"] > 0
+    assert summary.loc[("S_tot", "score_free"), "stderr"] > 0
     spec = json.loads((results / "model.json").read_text())
     assert spec["system"] == "ring" and spec["hyperparameters"]["width"] == 16
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (finished_run / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    accuracy = pd.read_csv(finished_run / "results" / "accuracy.csv")
+    assert set(accuracy.experiment) == {"ring", *LINEAR}
+    lin = accuracy[accuracy.experiment == "linear-v0_1"].set_index("quantity")
+    assert set(lin.index) == {"S_tot", "S_tot_x", "S_tot_g", "E_div_v", "E_div_x_v_x", "E_div_g_v_g"}
+    assert (lin.truth == "exact").all() and lin.loc["S_tot", "exact"] > 0
+    assert accuracy.set_index("experiment").loc["ring", "truth"] == "score_free"
+    for name in LINEAR:
+        with xr.open_dataset(finished_run / "results" / name / "epr.nc") as ds:
+            assert ds.sizes["particle"] == 2 and ds.sizes["dim"] == 2
     for rule in ("simulate", "train_score", "diagnose", "compute_epr", "aggregate_map"):
         assert (finished_run / "logs" / "ring" / f"{rule}.log").stat().st_size > 0
     assert "steps/s" in (finished_run / "logs" / "ring" / "train_score.log").read_text()
@@ -92,7 +103,7 @@ def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run
     cfg.write_text(yaml.safe_dump(data))  # also reorders every key: that alone must rerun nothing
     planned = planned_rules(snakemake(finished_run, "-n", "--quiet", "rules").stdout)
     assert planned == {"train_score", "diagnose", "compute_epr", "aggregate_map", "figure_fig02", "figure_fig03",
-                       "figure_fig13", "figure_fig14", "figure_fig15", "all"}
+                       "figure_fig13", "figure_fig14", "figure_fig15", "accuracy", "figure_accuracy", "all"}
 
 
 @pytest.mark.workflow
