@@ -13,7 +13,8 @@ def canonical(value):
 
 def concrete_experiments(cfg):
     """Experiments by the name used in paths. `parameters.v0` given as a list is a sweep: each value
-    becomes its own experiment `{name}-v0_{v0}` (its own chain of jobs and its own seed stream)."""
+    becomes its own experiment `{name}-v0_{v0}` (its own chain of jobs and its own seed stream).
+    """
     out = {}
     for name, exp in cfg["experiments"].items():
         v0 = exp["parameters"]["v0"]

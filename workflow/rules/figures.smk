@@ -57,9 +57,7 @@ rule figure_fig12:
         name="fig12-force-smoothing",
         options=lambda wildcards: figure_options(
             **{
-                k: EXPERIMENTS[config["figures"]["ring_experiment"]][
-                    "parameters"
-                ][k]
+                k: EXPERIMENTS[config["figures"]["ring_experiment"]]["parameters"][k]
                 for k in ("a", "k", "beta")
             }
         ),
