@@ -3,6 +3,8 @@
 # SLURM: snakemake --profile profiles/slurm (edit its partition and account names first).
 
 
+import re
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -18,7 +20,7 @@ report: "workflow/report/workflow.rst"
 
 
 # `gpu` counts against --resources only for jobs run on this machine; jobs submitted to a cluster
-# (SLURM) are not tallied, so a local `--resources gpu=1` never serialises them (README, "GPUs").
+# (SLURM) are not tallied, so a local `--resources gpu=1` never serialises them (README: "Why gpu is a local resource").
 resource_scopes:
     gpu="local",
 
@@ -27,6 +29,11 @@ include: "workflow/rules/common.smk"
 
 
 check_config(config)
+EXPERIMENTS = concrete_experiments(config)
+
+
+wildcard_constraints:
+    experiment="|".join(re.escape(name) for name in EXPERIMENTS),
 
 
 include: "workflow/rules/simulate.smk"
@@ -35,6 +42,7 @@ include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/epr.smk"
 include: "workflow/rules/maps.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/accuracy.smk"
 
 
 localrules:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from activeflow import simulate
-from activeflow.linear import exact
+from activeflow.linear import active_work_epr, exact, scheme_covariance, stein_epr
 from activeflow.epr import epr_dataset
 from activeflow.flow import flow_fields
 from activeflow.losses import composite_loss
@@ -44,7 +44,8 @@ def test_two_closed_forms_of_the_total_epr_agree(linear):
     ex = exact(linear)
     total = ex.epr_total()
     assert total > 0.1  # far from equilibrium
-    assert ex.epr_total_from_drift() == pytest.approx(total, rel=1e-9)
+    assert stein_epr(linear, ex.covariance) == pytest.approx(total, rel=1e-9)
+    assert active_work_epr(linear, ex.covariance) == pytest.approx(total, rel=1e-9)
     assert sum(ex.epr_parts()) == pytest.approx(total, rel=1e-12)
 
 
@@ -76,14 +77,46 @@ def test_monte_carlo_epr_and_score_matching_match_closed_forms(linear, rng):
     assert float(terms.fpe_residual) < 1e-16
 
 
-def test_euler_maruyama_reproduces_lyapunov_covariance():
-    system = Linear(mu=1.0, v0=0.6, gamma=1.0, eps=0.3, trap=1.0, spring=0.5, n_particles=2, dim=1)
-    ex = exact(system)
-    s = simulate.sample(system, jax.random.key(3), n_replicas=8000, t_burn_in=8.0, n_snapshots=1, t_between=1.0, dt=2e-3)
-    r = np.concatenate([s["x"].reshape(len(s["x"]), -1), s["g"].reshape(len(s["g"]), -1)], 1)
-    emp = np.cov(r.T)
-    S = ex.covariance
-    n = r.shape[0]
-    # standard error of a sample covariance entry: sqrt((Σii Σjj + Σij²)/n)
-    se = np.sqrt((np.outer(np.diag(S), np.diag(S)) + S**2) / n)
-    assert np.all(np.abs(emp - S) < 4.5 * se), np.max(np.abs(emp - S) / se)
+def _covariance_standard_error(S: np.ndarray, n: int) -> np.ndarray:
+    """Standard error of sample covariance entries of a Gaussian: sqrt((Σii Σjj + Σij²)/n)."""
+    return np.sqrt((np.outer(np.diag(S), np.diag(S)) + S**2) / n)
+
+
+def _simulated_covariance(system, dt, integrator, n=8000, t_burn_in=8.0):
+    s = simulate.sample(system, jax.random.key(3), n, t_burn_in, 1, 1.0, dt, integrator)
+    r = np.concatenate([s["x"].reshape(n, -1), s["g"].reshape(n, -1)], 1)
+    return np.cov(r.T)
+
+
+SMALL = Linear(mu=1.0, v0=0.6, gamma=1.0, eps=0.3, trap=1.0, spring=0.5, n_particles=2, dim=1)
+
+
+@pytest.mark.parametrize("integrator", simulate.INTEGRATORS)
+def test_small_step_samples_reproduce_lyapunov_covariance(integrator):
+    S = exact(SMALL).covariance
+    emp = _simulated_covariance(SMALL, 2e-3, integrator)
+    z = np.abs(emp - S) / _covariance_standard_error(S, 8000)
+    assert np.all(z < 4.5), z.max()
+
+
+@pytest.mark.parametrize("integrator", simulate.INTEGRATORS)
+def test_large_step_samples_follow_the_schemes_discrete_law(integrator):
+    # at Δt = 0.25 each scheme's own stationary law is visibly off the continuous one; the simulator
+    # must reproduce the discrete-Lyapunov prediction for exactly the scheme it implements
+    dt, n = 0.25, 40000
+    predicted = scheme_covariance(SMALL, dt, integrator)
+    emp = _simulated_covariance(SMALL, dt, integrator, n=n, t_burn_in=15.0)
+    z = np.abs(emp - predicted) / _covariance_standard_error(predicted, n)
+    assert np.all(z < 4.5), z.max()
+    other = scheme_covariance(SMALL, dt, [i for i in simulate.INTEGRATORS if i != integrator][0])
+    assert np.max(np.abs(emp - other) / _covariance_standard_error(other, n)) > 6
+
+
+def test_scheme_bias_vanishes_with_the_step(linear):
+    S = exact(linear).covariance
+    for integrator in simulate.INTEGRATORS:
+        errors = [np.linalg.norm(scheme_covariance(linear, dt, integrator) - S) for dt in (1e-2, 1e-3)]
+        assert errors[1] < errors[0] / 8  # at least first order
+    # Leimkuhler–Matthews is the more accurate of the two (the default)
+    lm, em = (np.linalg.norm(scheme_covariance(linear, 1e-2, i) - S) for i in ("leimkuhler_matthews", "euler_maruyama"))
+    assert lm < em

@@ -27,12 +27,17 @@ EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
     "heldout.nc": {"x", "g", "replica", "time"},
     "trajectories.nc": {"x", "g"},
-    "epr.nc": {"x", "g", "v_x", "v_g", "div_x_v_x", "div_g_v_g", "div_v", "epr_x", "epr_g", "epr_total"},
+    "epr.nc": {"x", "g", "v_x", "v_g", "div_x_v_x", "div_g_v_g", "div_v", "epr_x", "epr_g", "epr_total", "score_free"},
     "diagnostics.nc": {"fpe_residual", "div_v", "v_dot_s", "sm_identity_x", "sm_identity_g"},
     "epr_map.nc": {"density", "counts", "v_x", "v_g", "epr_total", "div_v", "current_norm", "current_x", "current_g"},
 }
 FIGURES = ["fig02-ring-flow", "fig03-ring-system-epr", "fig12-force-smoothing",
-           "fig13-ring-decomposition", "fig14-ring-pointwise", "fig15-ring-diagnostics"]
+           "fig13-ring-decomposition", "fig14-ring-pointwise", "fig15-ring-diagnostics", "accuracy-epr"]
+LINEAR = ["linear-v0_0", "linear-v0_1"]  # the v0 sweep of config/test.yaml
+EXPERIMENTS = ["ring", *LINEAR]
+PAPER_FIGURES = [name for name in FIGURES if name.startswith("fig")]
+FIGURE_RULES = {name: f"figure_{name[:5]}" for name in PAPER_FIGURES} | {"accuracy-epr": "figure_accuracy"}
+ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy"}  # `all` aside
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -89,7 +94,7 @@ def finished_run(tmp_path_factory) -> Path:
 RING_DOWNSTREAM_OF_TRAINING = Counter(
     ["train_score[experiment=ring]", "diagnose[experiment=ring]", "compute_epr[experiment=ring]",
      "aggregate_map[experiment=ring]", "figure_fig02", "figure_fig03", "figure_fig13", "figure_fig14",
-     "figure_fig15", "all"]
+     "figure_fig15", "accuracy", "figure_accuracy", "all"]
 )
 
 
@@ -108,20 +113,34 @@ def test_every_output_exists_and_opens(finished_run):
     assert history.step.iloc[-1] == 20
     table = pd.read_csv(results / "diagnostics.csv")
     assert set(table.invariant) == set(EXPECTED_VARIABLES["diagnostics.nc"])
-    summary = pd.read_csv(results / "epr_summary.csv").set_index("quantity")
-    assert summary.loc["S_tot", "mean"] > 0 and summary.loc["S_tot", "stderr"] > 0
+    summary = pd.read_csv(results / "epr_summary.csv").set_index(["quantity", "estimator"])
+    assert summary.loc[("S_tot", "learned"), "mean"] > 0 and summary.loc[("S_tot", "learned"), "stderr"] > 0
+    assert summary.loc[("S_tot", "score_free"), "stderr"] > 0
     spec = json.loads((results / "model.json").read_text())
     assert spec["system"] == "ring" and spec["hyperparameters"]["width"] == 16
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (finished_run / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    accuracy = pd.read_csv(finished_run / "results" / "accuracy.csv")
+    assert set(accuracy.experiment) == {"ring", *LINEAR}
+    lin = accuracy[accuracy.experiment == "linear-v0_1"].set_index("quantity")
+    assert set(lin.index) == {"S_tot", "S_tot_x", "S_tot_g", "E_div_v", "E_div_x_v_x", "E_div_g_v_g"}
+    assert (lin.truth == "exact").all() and lin.loc["S_tot", "exact"] > 0
+    assert accuracy.set_index("experiment").loc["ring", "truth"] == "score_free"
+    for name in LINEAR:
+        with xr.open_dataset(finished_run / "results" / name / "epr.nc") as ds:
+            assert ds.sizes["particle"] == 2 and ds.sizes["dim"] == 2
+    for rule in ("simulate", "train_score", "diagnose", "compute_epr", "aggregate_map"):
+        assert (finished_run / "logs" / "ring" / f"{rule}.log").stat().st_size > 0
     assert "steps/s" in (finished_run / "logs" / "ring" / "train_score.log").read_text()
 
 
 @pytest.mark.workflow
 def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
     logs = finished_run / "logs"
-    stems = [f"ring/{rule}" for rule in sorted(JAX_RULES)] + [f"figures/{name}" for name in FIGURES]
+    stems = ["ring/aggregate_map", "accuracy"] + [f"figures/{name}" for name in FIGURES]
+    stems += [f"{exp}/{rule}" for exp in EXPERIMENTS for rule in sorted(JAX_RULES - {"aggregate_map"})]
+    assert {str(p.relative_to(logs))[:-4] for p in logs.rglob("*.log")} == set(stems)
     for stem in stems:
         assert (logs / f"{stem}.log").is_file(), stem
         bench = pd.read_csv(logs / f"{stem}.benchmark.tsv", sep="\t")
@@ -146,7 +165,8 @@ def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
     """With --resources gpu=1 (the fixture's command line) at most one JAX rule runs at a time."""
     first_log = sorted((finished_run / ".snakemake" / "log").glob("*.snakemake.log"))[0]
     jobs = [job for job in job_intervals(first_log.read_text()) if job[0] != "all"]
-    assert Counter(rule for rule, _, _ in jobs) == Counter([*JAX_RULES, *(f"figure_{n[:5]}" for n in FIGURES)])
+    assert {rule for rule, _, _ in jobs} == ALL_RULES
+    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 4 * len(EXPERIMENTS) + 1  # one map: the ring
     gpu = [job for job in jobs if job[0] in JAX_RULES]
     cpu = [job for job in jobs if job[0] not in JAX_RULES]
     overlaps = lambda a, b: a[1] < b[2] and b[1] < a[2]  # noqa: E731
@@ -158,7 +178,7 @@ def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
 def test_rules_that_run_jax_declare_one_gpu(tmp_path):
     work = copy_workflow(tmp_path)
     jobs = planned_jobs(snakemake(work, "-n").stdout)
-    assert {j["rule"] for j in jobs} == JAX_RULES | {f"figure_{n[:5]}" for n in FIGURES} | {"all"}
+    assert {j["rule"] for j in jobs} == ALL_RULES | {"all"}
     for job in jobs:
         assert job["resources"].get("gpu") == ("1" if job["rule"] in JAX_RULES else None), job
 
@@ -186,7 +206,17 @@ def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run
     data = yaml.safe_load(original)
     data["figures"]["dpi"] = 90
     cfg.write_text(yaml.safe_dump(data))
-    assert plan(work) == Counter([f"figure_{name[:5]}" for name in FIGURES] + ["all"])
+    assert plan(work) == Counter([*FIGURE_RULES.values(), "all"])
+
+    # adding a v0 to the sweep adds that experiment's chain and redoes the cross-experiment table only
+    data = yaml.safe_load(original)
+    data["experiments"]["linear"]["parameters"]["v0"] = [0.0, 0.5, 1.0]
+    cfg.write_text(yaml.safe_dump(data))
+    new = "[experiment=linear-v0_0.5]"
+    assert plan(work) == Counter(
+        [f"{rule}{new}" for rule in ("simulate", "train_score", "diagnose", "compute_epr")]
+        + ["accuracy", "figure_accuracy", "all"]
+    )
 
     data = yaml.safe_load(original)
     data["figures"]["dpi_override"] = {"fig99-no-such-figure": 90}
@@ -199,14 +229,16 @@ def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run
 def test_single_stage_commands_from_the_readme(finished_run):
     """--forcerun RULE --until RULE, --forcerun RULE, -f TARGET and --summary on an up-to-date run."""
     assert plan(finished_run, "--forcerun", "diagnose", "--until", "diagnose") == Counter(
-        ["diagnose[experiment=ring]"]
+        [f"diagnose[experiment={exp}]" for exp in EXPERIMENTS]
     )
-    assert plan(finished_run, "--forcerun", "train_score") == RING_DOWNSTREAM_OF_TRAINING
+    planned = plan(finished_run, "--forcerun", "train_score")
+    assert {job.partition("[")[0] for job in planned} == ALL_RULES - {"simulate", "figure_fig12"} | {"all"}
+    assert planned["train_score[experiment=ring]"] == 1 and planned["simulate[experiment=ring]"] == 0
     assert plan(finished_run, "-f", "results/ring/epr_summary.csv") == Counter(["compute_epr[experiment=ring]"])
     assert plan(finished_run, "-f", "results/figures/fig15-ring-diagnostics.png") == Counter(["figure_fig15"])
 
     summary = pd.read_csv(io.StringIO(snakemake(finished_run, "--summary").stdout), sep="\t")
-    assert set(summary.rule) == JAX_RULES | {f"figure_{n[:5]}" for n in FIGURES}
+    assert set(summary.rule) == ALL_RULES
     assert (summary.status == "ok").all() and (summary.plan == "no update").all(), summary
 
 
@@ -219,20 +251,28 @@ def test_report_has_every_figure_with_its_caption_and_the_tables(finished_run):
     results = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", html, re.S).group(1))
     categories = json.loads(re.search(r"var categories = (\{.*?\});\s*</script>", html, re.S).group(1))
     placed = {path: (cat, sub) for cat, subs in categories.items() for sub, paths in subs.items() for path in paths}
+    expected = {}
     for name in FIGURES:
-        number = int(name[3:5])
         for ext in ("png", "pdf"):
-            path = f"results/figures/{name}.{ext}"
+            expected[f"results/figures/{name}.{ext}"] = None
+    for exp in EXPERIMENTS:
+        for table in ("diagnostics.csv", "epr_summary.csv"):
+            expected[f"results/{exp}/{table}"] = ("Tables", exp)
+    expected["results/accuracy.csv"] = ("Tables", "All experiments")
+    assert set(placed) == set(expected)
+    for path, place in expected.items():
+        caption = results[path]["caption"]
+        assert caption and "system-message" not in caption and "problematic" not in caption, (path, caption)
+        name = Path(path).stem
+        if name in PAPER_FIGURES:
             assert placed[path] in {("Two particles on a ring", "Main text"), ("Two particles on a ring", "Appendix F.2")}
-            caption = results[path]["caption"]
-            assert f"Reproduces <strong>Fig. {number}</strong>" in caption, (path, caption)
-            assert "system-message" not in caption and "problematic" not in caption, (path, caption)
+            assert f"Reproduces <strong>Fig. {int(name[3:5])}</strong>" in caption, (path, caption)
             assert 'literal">ring</tt>' in caption  # the experiment drawn, from the config
-    for table in ("diagnostics.csv", "epr_summary.csv"):
-        path = f"results/ring/{table}"
-        assert placed[path] == ("Tables", "ring")
-        assert results[path]["caption"] and "system-message" not in results[path]["caption"]
-    assert "Experiments in this run: ring." in html
+        elif name == "accuracy-epr":
+            assert placed[path][0] == "Accuracy" and "Not in the paper" in caption
+        else:
+            assert placed[path] == place, path
+    assert "Experiments configured in this run: ring, linear" in html
 
 
 @pytest.mark.workflow
@@ -267,7 +307,7 @@ def test_slurm_profile_dry_run_plans_partitions_and_resources(tmp_path):
     proc = run_snakemake(work, "-n", "--profile", "profiles/slurm", "--configfile", "config/test.yaml")
     assert "Using profile profiles/slurm" in proc.stderr and "workflow specific profile" not in proc.stderr
     jobs = [j for j in planned_jobs(proc.stdout) if j["rule"] != "all"]
-    assert {j["rule"] for j in jobs} == JAX_RULES | {f"figure_{n[:5]}" for n in FIGURES}
+    assert {j["rule"] for j in jobs} == ALL_RULES
     for job in jobs:
         res = job["resources"]
         assert res["slurm_account"] == SLURM_PLACEHOLDERS["account"], job
@@ -304,9 +344,10 @@ def test_slurm_submits_gpu_jobs_side_by_side_despite_a_local_gpu_limit(finished_
     submissions.touch()
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_SBATCH_LOG=str(submissions))
     gpu_rules = ["diagnose", "compute_epr", "aggregate_map"]
+    targets = ["results/ring/diagnostics.csv", "results/ring/epr_summary.csv", "results/ring/epr_map.nc"]
     proc = subprocess.Popen(
         [SNAKEMAKE, "--profile", "profiles/slurm", "--configfile", "config/test.yaml", "--resources", "gpu=1",
-         "--forcerun", *gpu_rules, "--until", *gpu_rules],
+         "--forcerun", *gpu_rules, "--", *targets],
         cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
     try:

@@ -1,7 +1,8 @@
-"""activeflow: learned probability flows and entropy production rates of active particles."""
+"""activeflow: learned probability flows and entropy production rates of active particles.
 
-import jax
+Modules: systems (drift, diffusion, Boltzmann score), linear (exact Gaussian closed forms), simulate,
+networks, losses, train, flow (v and exact per-particle divergences), epr, reference (score-free Ṡ_tot),
+diagnostics, maps, accuracy, figures, io. None of them imports Snakemake.
+"""
 
-# Scores and divergences are differences of large terms at small ε: keep float32 inputs but
-# let users opt into float64 with JAX_ENABLE_X64; nothing here depends on it.
-__all__ = ["jax"]
+__version__ = "0.1.0"

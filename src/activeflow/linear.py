@@ -67,11 +67,6 @@ class LinearExact:
         cov_v = V @ self.covariance @ V.T
         return float(np.trace(cov_v[:nd, :nd]) / Dd[0]), float(np.trace(cov_v[nd:, nd:]) / Dd[-1])
 
-    def epr_total_from_drift(self) -> float:
-        """Score-free form Ṡ_tot = E[bᵀD⁻¹b + ∇·b] = tr(MᵀD⁻¹MΣ) + tr M (an independent check)."""
-        M, Dinv = self.drift_matrix, np.diag(1 / np.diag(self.diffusion))
-        return float(np.trace(M.T @ Dinv @ M @ self.covariance) + np.trace(M))
-
     def divergence_parts(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-particle (∇_{x^i}·v_x^i, ∇_{g^i}·v_g^i): traces of V's diagonal d×d blocks (constants)."""
         diag = np.diag(self.velocity_matrix)
@@ -104,3 +99,47 @@ def exact(system: Linear) -> LinearExact:
     prec = np.linalg.inv(cov)
     prec = (prec + prec.T) / 2
     return LinearExact(M, D, cov, prec, M + D @ prec, system.n_particles, system.dim)
+
+
+def active_work_epr(system: Linear, covariance: np.ndarray) -> float:
+    """Score-free Ṡ_tot = (v0/D_x) E[g·b_x] for a zero-mean law of (x, g) with this covariance
+    (the exact Σ gives `epr_total`; a scheme's discrete stationary Σ gives what that scheme reports)."""
+    nd = system.n_particles * system.dim
+    M = drift_matrix(system)
+    # E[g·b_x] = tr(M_xx Σ_xg) + tr(M_xg Σ_gg) with b_x = M_xx x + M_xg g
+    E = np.trace(M[:nd, :nd] @ covariance[:nd, nd:]) + np.trace(M[:nd, nd:] @ covariance[nd:, nd:])
+    return float(system.v0 / system.Dx * E)
+
+
+def scheme_covariance(system: Linear, dt: float, integrator: str) -> np.ndarray:
+    """Exact stationary covariance of (x, g) under the discrete scheme of `simulate.advance`
+    (x by `integrator`, g by its exact OU step): the O(Δt) bias of a scheme, free of sampling noise.
+
+    Both schemes are linear recursions z' = A z + B w with standard normal w, so the stationary
+    covariance solves the discrete Lyapunov equation Σ = AΣAᵀ + BBᵀ. Leimkuhler–Matthews reuses the
+    previous step's noise ξ_n, so its state is augmented to z = (x, g, ξ_n)."""
+    nd = system.n_particles * system.dim
+    M = drift_matrix(system)
+    I, Z = np.eye(nd), np.zeros((nd, nd))
+    Ax = np.hstack([I + dt * M[:nd, :nd], dt * M[:nd, nd:]])  # x' = x + Δt b_x(x, g) + kick
+    decay = np.exp(-system.gamma * dt)
+    g_std = np.sqrt(system.Dg / system.gamma * (1 - decay**2))
+    if integrator == "euler_maruyama":
+        A = np.vstack([Ax, np.hstack([Z, decay * I])])
+        B = np.block([[np.sqrt(2 * system.Dx * dt) * I, Z], [Z, g_std * I]])
+    elif integrator == "leimkuhler_matthews":
+        c = np.sqrt(system.Dx * dt / 2)
+        A = np.block([[Ax, c * I], [np.hstack([Z, decay * I]), Z], [np.hstack([Z, Z]), Z]])
+        B = np.block([[c * I, Z], [Z, g_std * I], [I, Z]])
+    else:
+        raise ValueError(f"integrator={integrator!r}; allowed: ['leimkuhler_matthews', 'euler_maruyama']")
+    cov = scipy.linalg.solve_discrete_lyapunov(A, B @ B.T)
+    return cov[: 2 * nd, : 2 * nd]
+
+
+def stein_epr(system: Linear, covariance: np.ndarray) -> float:
+    """Score-free Ṡ_tot in Stein form E[bᵀD⁻¹b + ∇·b] = tr(MᵀD⁻¹MΣ) + tr M for a zero-mean law."""
+    M = drift_matrix(system)
+    nd = system.n_particles * system.dim
+    Dinv = np.diag(np.r_[np.full(nd, 1 / system.Dx), np.full(nd, 1 / system.Dg)])
+    return float(np.trace(M.T @ Dinv @ M @ covariance) + np.trace(M))

@@ -1,4 +1,4 @@
-"""Euler–Maruyama simulation of an AOUP system: many replicas under vmap, steps under lax.scan.
+"""Simulation of an AOUP system (Leimkuhler–Matthews or Euler–Maruyama for x, exact OU for g): many replicas under vmap, steps under lax.scan.
 
 Samples are snapshots of independent replicas after a burn-in, `n_snapshots` per replica spaced
 `t_between` apart; the replica index is kept so that standard errors can use replica (batch) means.
@@ -23,27 +23,56 @@ log = logging.getLogger(__name__)
 Batch = Float[Array, "R N d"]
 
 
-def euler_maruyama_step(
-    system: AOUPSystem, key: jax.Array, x: Batch, g: Batch, dt: float
-) -> tuple[Batch, Batch]:
-    """One step for a batch of replicas: r ← r + b(r)Δt + √(2DΔt) ξ."""
-    b_x, b_g = jax.vmap(system.drift)(x, g)
-    kx, kg = jax.random.split(key)
-    x = x + b_x * dt + jnp.sqrt(2 * system.Dx * dt) * jax.random.normal(kx, x.shape, x.dtype)
-    g = g + b_g * dt + jnp.sqrt(2 * system.Dg * dt) * jax.random.normal(kg, g.shape, g.dtype)
-    return system.wrap(x), g
+INTEGRATORS = ("leimkuhler_matthews", "euler_maruyama")
+
+
+def ou_step(system: AOUPSystem, key: jax.Array, g: Batch, dt: float) -> Batch:
+    """Exact Ornstein–Uhlenbeck update of g: no time-step bias in its (Gaussian) law."""
+    decay = jnp.exp(-system.gamma * dt)
+    std = jnp.sqrt(system.Dg / system.gamma * (1 - decay**2))
+    return decay * g + std * jax.random.normal(key, g.shape, g.dtype)
+
+
+def x_step(
+    system: AOUPSystem, x: Batch, g: Batch, noise: Batch, previous_noise: Batch, dt: float, integrator: str
+) -> Batch:
+    """Position update with standard normal noise ξ_{n+1} (and ξ_n for Leimkuhler–Matthews):
+    Euler–Maruyama   x + b_x Δt + √(2D_xΔt) ξ_{n+1};
+    Leimkuhler–Matthews x + b_x Δt + √(2D_xΔt) (ξ_n + ξ_{n+1})/2, second order in the invariant law
+    of overdamped Langevin dynamics at the cost of one step."""
+    b_x = jax.vmap(system.drift)(x, g)[0]
+    if integrator == "euler_maruyama":
+        kick = jnp.sqrt(2 * system.Dx * dt) * noise
+    elif integrator == "leimkuhler_matthews":
+        kick = jnp.sqrt(system.Dx * dt / 2) * (noise + previous_noise)
+    else:
+        raise ValueError(f"integrator={integrator!r}; allowed: {list(INTEGRATORS)}")
+    return system.wrap(x + b_x * dt + kick)
 
 
 @eqx.filter_jit
 def advance(
-    system: AOUPSystem, key: jax.Array, x: Batch, g: Batch, dt: float, n_steps: int
+    system: AOUPSystem,
+    key: jax.Array,
+    x: Batch,
+    g: Batch,
+    dt: float,
+    n_steps: int,
+    integrator: str = INTEGRATORS[0],
 ) -> tuple[Batch, Batch]:
-    """n_steps Euler–Maruyama steps (n_steps is static: one compilation per distinct value)."""
+    """n_steps steps of a batch of replicas: x by `integrator`, g by its exact OU step.
+    (n_steps and integrator are static: one compilation per distinct value.)"""
 
     def body(carry, k):
-        return euler_maruyama_step(system, k, *carry, dt), None
+        x, g, previous = carry
+        kx, kg = jax.random.split(k)
+        noise = jax.random.normal(kx, x.shape, x.dtype)
+        x_new = x_step(system, x, g, noise, previous, dt, integrator)
+        return (x_new, ou_step(system, kg, g, dt), noise), None
 
-    (x, g), _ = jax.lax.scan(body, (x, g), jax.random.split(key, n_steps))
+    k0, krun = jax.random.split(key)
+    start = (x, g, jax.random.normal(k0, x.shape, x.dtype))
+    (x, g, _), _ = jax.lax.scan(body, start, jax.random.split(krun, n_steps))
     return x, g
 
 
@@ -52,7 +81,7 @@ def n_steps_for(duration: float, dt: float) -> int:
 
 
 def advance_logged(
-    system: AOUPSystem, key: jax.Array, x: Batch, g: Batch, dt: float, n_steps: int, what: str
+    system: AOUPSystem, key: jax.Array, x: Batch, g: Batch, dt: float, n_steps: int, integrator: str, what: str
 ) -> tuple[Batch, Batch]:
     """`advance` in ~10 chunks with a progress line each (the same compiled chunk is reused)."""
     chunk = max(n_steps // 10, 1)
@@ -60,7 +89,7 @@ def advance_logged(
     while done < n_steps:
         todo = min(chunk, n_steps - done)
         key, sub = jax.random.split(key)
-        x, g = advance(system, sub, x, g, dt, todo)
+        x, g = advance(system, sub, x, g, dt, todo, integrator)
         x.block_until_ready()
         done += todo
         rate = done / (time.perf_counter() - start)
@@ -76,15 +105,16 @@ def sample(
     n_snapshots: int,
     t_between: float,
     dt: float,
+    integrator: str = INTEGRATORS[0],
 ) -> dict[str, np.ndarray]:
     """Snapshots (x, g) of shape (n_replicas·n_snapshots, N, d) with their replica index and time."""
     k0, kburn, ksnap = jax.random.split(key, 3)
     x, g = system.initial_state(k0, n_replicas)
-    x, g = advance_logged(system, kburn, x, g, dt, n_steps_for(t_burn_in, dt), "burn-in")
+    x, g = advance_logged(system, kburn, x, g, dt, n_steps_for(t_burn_in, dt), integrator, "burn-in")
     xs, gs = [np.asarray(x)], [np.asarray(g)]
     between = n_steps_for(t_between, dt)
     for key_s in jax.random.split(ksnap, max(n_snapshots - 1, 0)):
-        x, g = advance(system, key_s, x, g, dt, between)
+        x, g = advance(system, key_s, x, g, dt, between, integrator)
         xs.append(np.asarray(x))
         gs.append(np.asarray(g))
     # sample index = snapshot * n_replicas + replica
@@ -94,17 +124,24 @@ def sample(
 
 
 def trajectories(
-    system: AOUPSystem, key: jax.Array, n: int, t_burn_in: float, duration: float, t_record: float, dt: float
+    system: AOUPSystem,
+    key: jax.Array,
+    n: int,
+    t_burn_in: float,
+    duration: float,
+    t_record: float,
+    dt: float,
+    integrator: str = INTEGRATORS[0],
 ) -> dict[str, np.ndarray]:
     """n stochastic trajectories recorded every t_record (for phase-portrait figures)."""
     k0, kburn, krun = jax.random.split(key, 3)
     x, g = system.initial_state(k0, n)
-    x, g = advance(system, kburn, x, g, dt, n_steps_for(t_burn_in, dt))
+    x, g = advance(system, kburn, x, g, dt, n_steps_for(t_burn_in, dt), integrator)
     every = max(n_steps_for(t_record, dt), 1)
     n_records = n_steps_for(duration, dt) // every + 1
     xs, gs = [np.asarray(x)], [np.asarray(g)]
     for k in jax.random.split(krun, n_records - 1):
-        x, g = advance(system, k, x, g, dt, every)
+        x, g = advance(system, k, x, g, dt, every, integrator)
         xs.append(np.asarray(x))
         gs.append(np.asarray(g))
     return dict(x=np.stack(xs, 1), g=np.stack(gs, 1), time=np.arange(n_records) * every * dt)
@@ -148,7 +185,7 @@ def run(
         s = sample(
             system, derive_key(seed, experiment, "simulate", split), int(n_rep),
             float(simulation["t_burn_in"]), int(simulation["n_snapshots"]),
-            float(simulation["t_between"]), dt,
+            float(simulation["t_between"]), dt, simulation["integrator"],
         )
         ds = samples_dataset(s)
         io.write_netcdf(ds, path, provenance | {"split": split})
@@ -157,6 +194,7 @@ def run(
     t = trajectories(
         system, derive_key(seed, experiment, "simulate", "trajectories"), int(tr["n"]),
         float(simulation["t_burn_in"]), float(tr["duration"]), float(tr["t_record"]), dt,
+        simulation["integrator"],
     )
     dims = ("trajectory", "time", "particle", "dim")
     ds = xr.Dataset({"x": (dims, t["x"]), "g": (dims, t["g"])}, coords={"time": t["time"]})

@@ -20,7 +20,7 @@ from activeflow import io
 from activeflow.losses import LossTerms, composite_loss
 from activeflow.networks import ScoreModel, make_network, network_hyperparameters
 from activeflow.seeding import derive_key
-from activeflow.simulate import advance
+from activeflow.simulate import INTEGRATORS, advance
 from activeflow.systems import make_system
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ def fit(
     training: dict[str, Any],
     dt: float,
     key: jax.Array,
+    integrator: str = INTEGRATORS[0],
 ) -> tuple[ScoreModel, pd.DataFrame]:
     """Train and return the EMA model and the training log (one row per `log_every` steps)."""
     n = x.shape[0]
@@ -120,7 +121,7 @@ def fit(
         if epoch_step == 0:
             key, kperm, kstep = jax.random.split(key, 3)
             if step > 0 and resample_steps > 0:
-                x, g = advance(model.system, kstep, x, g, dt, resample_steps)
+                x, g = advance(model.system, kstep, x, g, dt, resample_steps, integrator)
             order = jax.random.permutation(kperm, n)
         index = order[epoch_step * batch : (epoch_step + 1) * batch]
         model, opt_state, ema, terms, grad_norm = train_step(model, opt_state, ema, jnp.asarray(step, jnp.float32), x, g, index)
@@ -148,6 +149,7 @@ def run(
     network: dict[str, Any],
     training: dict[str, Any],
     dt: float,
+    integrator: str,
     seed: int,
     experiment: str,
     samples_path: str,
@@ -164,7 +166,7 @@ def run(
     x = jnp.asarray(ds.x.values, jnp.float32)
     g = jnp.asarray(ds.g.values, jnp.float32)
     log.info("training on %d samples from %s; %d steps", x.shape[0], samples_path, training["steps"])
-    model, history = fit(model, x, g, training, dt, derive_key(seed, experiment, "train", "data"))
+    model, history = fit(model, x, g, training, dt, derive_key(seed, experiment, "train", "data"), integrator)
     io.write_csv(history, csv_path)
     io.save_model(model, spec, model_path, spec_path)
     log.info("wrote %s, %s and %s", model_path, spec_path, csv_path)

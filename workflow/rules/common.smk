@@ -11,18 +11,37 @@ def canonical(value):
     return value
 
 
-def experiment_config(key):
-    """A params function returning one block of the experiment's config (so edits trigger reruns)."""
+def concrete_experiments(cfg):
+    """Experiments by the name used in paths. `parameters.v0` given as a list is a sweep: each value
+    becomes its own experiment `{name}-v0_{v0}` (its own chain of jobs and its own seed stream).
+    """
+    out = {}
+    for name, exp in cfg["experiments"].items():
+        v0 = exp["parameters"]["v0"]
+        for value in v0 if isinstance(v0, list) else [v0]:
+            concrete = f"{name}-v0_{value:g}" if isinstance(v0, list) else name
+            out[concrete] = dict(
+                exp, parameters=dict(exp["parameters"], v0=value), group=name
+            )
+    return out
+
+
+def experiment_config(*keys):
+    """A params function returning one (nested) entry of the experiment's config, e.g.
+    experiment_config("simulation", "dt"), so that editing it reruns the job."""
 
     def lookup(wildcards):
-        return canonical(config["experiments"][wildcards.experiment][key])
+        value = EXPERIMENTS[wildcards.experiment]
+        for key in keys:
+            value = value[key]
+        return canonical(value)
 
     return lookup
 
 
 def check_config(cfg):
     """Checks the schema cannot express; fail before the DAG is built, naming the key."""
-    experiments = cfg["experiments"]
+    experiments = concrete_experiments(cfg)
     ring = cfg["figures"]["ring_experiment"]
     if ring not in experiments or experiments[ring]["system"] != "ring":
         allowed = sorted(k for k, v in experiments.items() if v["system"] == "ring")
@@ -37,13 +56,13 @@ def check_config(cfg):
                 f"experiments.{name}.training.batch_size={train['batch_size']} exceeds the "
                 f"{n_train} training samples (n_replicas x n_snapshots)"
             )
-        for key in ("x_range", "g_range"):
-            lo, hi = exp["map"][key]
-            if not lo < hi:
-                raise ValueError(
-                    f"experiments.{name}.map.{key}={[lo, hi]} must be increasing"
-                )
         if exp["system"] == "ring":
+            for key in ("x_range", "g_range"):
+                lo, hi = exp["map"][key]
+                if not lo < hi:
+                    raise ValueError(
+                        f"experiments.{name}.map.{key}={[lo, hi]} must be increasing"
+                    )
             half = exp["parameters"]["L"] / 2
             lo, hi = exp["map"]["x_range"]
             if lo < -half or hi > half:
@@ -71,10 +90,11 @@ FIGURES = [
 def all_targets():
     per_experiment = expand(
         "results/{experiment}/{file}",
-        experiment=list(config["experiments"]),
+        experiment=list(EXPERIMENTS),
         file=["diagnostics.csv", "epr_summary.csv"],
     )
-    return per_experiment + [p for name in FIGURES for p in figure_paths(name)]
+    figures = [p for name in FIGURES + ["accuracy-epr"] for p in figure_paths(name)]
+    return per_experiment + ["results/accuracy.csv"] + figures
 
 
 def ring_file(name):

@@ -18,9 +18,8 @@ rule train_score:
         parameters=experiment_config("parameters"),
         network=experiment_config("network"),
         training=experiment_config("training"),
-        dt=lambda wildcards: config["experiments"][wildcards.experiment]["simulation"][
-            "dt"
-        ],
+        dt=experiment_config("simulation", "dt"),
+        integrator=experiment_config("simulation", "integrator"),
         seed=config["seed"],
     script:
         "../scripts/train_score.py"

@@ -13,6 +13,7 @@ train.run(
     network=dict(snakemake.params.network),
     training=dict(snakemake.params.training),
     dt=snakemake.params.dt,
+    integrator=snakemake.params.integrator,
     seed=snakemake.params.seed,
     experiment=snakemake.wildcards.experiment,
     samples_path=snakemake.input.samples,

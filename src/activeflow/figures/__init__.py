@@ -9,9 +9,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from activeflow import io  # noqa: E402
-from activeflow.figures import ring  # noqa: E402
+from activeflow.figures import accuracy, ring  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,13 @@ FIGURES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
     "fig13-ring-decomposition": (ring.fig13_ring_decomposition, ("map", "epr")),
     "fig14-ring-pointwise": (ring.fig14_ring_pointwise, ("map",)),
     "fig15-ring-diagnostics": (ring.fig15_ring_diagnostics, ("diagnostics",)),
+    "accuracy-epr": (accuracy.accuracy_figure, ("accuracy",)),
 }
+
+
+def load(path: str) -> Any:
+    """NetCDF files as xarray Datasets, CSV tables as DataFrames."""
+    return pd.read_csv(path) if str(path).endswith(".csv") else io.read_netcdf(path)
 
 
 def run(name: str, inputs: dict[str, str], outputs: list[str], options: dict[str, Any]) -> None:
@@ -31,7 +38,7 @@ def run(name: str, inputs: dict[str, str], outputs: list[str], options: dict[str
     if name not in FIGURES:
         raise ValueError(f"unknown figure {name!r}; allowed: {sorted(FIGURES)}")
     draw, needs = FIGURES[name]
-    data = {k: io.read_netcdf(inputs[k]) for k in needs}
+    data = {k: load(inputs[k]) for k in needs}
     plt.rcParams.update({"font.size": options.get("font_size", 9), "figure.dpi": 100})
     fig = draw(**data, **options.get("arguments", {}))
     for path in outputs:

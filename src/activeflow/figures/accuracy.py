@@ -1,0 +1,27 @@
+"""Accuracy figure: learned Ṡ_tot against its reference as a function of v0, one panel per system."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
+    table = accuracy[accuracy.quantity == "S_tot"]
+    systems = list(dict.fromkeys(table.system))
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), constrained_layout=True, squeeze=False)
+    for ax, system in zip(axes[0], systems):
+        t = table[table.system == system].sort_values("v0")
+        if t.exact.notna().any():
+            ax.plot(t.v0, t.exact, "k--", lw=1, marker="x", label="exact (closed form)")
+        if t.reference.notna().any():
+            ax.errorbar(t.v0, t.reference, yerr=t.reference_se, fmt="s", mfc="none", capsize=3, label="score-free ± s.e.")
+        ax.errorbar(t.v0, t.learned, yerr=t.learned_se, fmt="o", ms=4, capsize=3, label="learned ± s.e.")
+        for row in t[t.off].itertuples():
+            ax.annotate("off", (row.v0, row.learned), textcoords="offset points", xytext=(5, 5), color="tab:red")
+        ax.set(xlabel="v$_0$", ylabel="Ṡ$_{tot}$", title=system)
+        if len(t) == 1:
+            v = float(t.v0.iloc[0])
+            ax.set_xlim(v - 0.5 * max(v, 0.1), v + 0.5 * max(v, 0.1))
+        ax.legend(fontsize=7)
+    return fig
