@@ -2,21 +2,24 @@
 # Run: snakemake --cores 8 --resources gpu=1 [--configfile config/quick.yaml]
 
 
-from snakemake.utils import min_version, validate
+import sys
+
+from snakemake.utils import min_version
 
 min_version("9.0")
+sys.path.insert(0, f"{workflow.basedir}/src")  # this checkout's library (light: no JAX import)
+
+from activeflow.config import validate as validate_config
 
 
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Schema and cross-key checks, all problems at once, before the DAG is built (src/activeflow/config.py).
+validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
-
-
-check_config(config)
 
 
 include: "workflow/rules/simulate.smk"

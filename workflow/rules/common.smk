@@ -1,4 +1,4 @@
-# Helpers shared by the rules: config lookups, cross-key checks, targets.
+# Helpers shared by the rules: config lookups, targets. Config checks: src/activeflow/config.py.
 
 
 def canonical(value):
@@ -18,38 +18,6 @@ def experiment_config(key):
         return canonical(config["experiments"][wildcards.experiment][key])
 
     return lookup
-
-
-def check_config(cfg):
-    """Checks the schema cannot express; fail before the DAG is built, naming the key."""
-    experiments = cfg["experiments"]
-    ring = cfg["figures"]["ring_experiment"]
-    if ring not in experiments or experiments[ring]["system"] != "ring":
-        allowed = sorted(k for k, v in experiments.items() if v["system"] == "ring")
-        raise ValueError(
-            f"figures.ring_experiment={ring!r} is not an experiment of system 'ring'; allowed: {allowed}"
-        )
-    for name, exp in experiments.items():
-        sim, train = exp["simulation"], exp["training"]
-        n_train = sim["n_replicas"] * sim["n_snapshots"]
-        if train["batch_size"] > n_train:
-            raise ValueError(
-                f"experiments.{name}.training.batch_size={train['batch_size']} exceeds the "
-                f"{n_train} training samples (n_replicas x n_snapshots)"
-            )
-        for key in ("x_range", "g_range"):
-            lo, hi = exp["map"][key]
-            if not lo < hi:
-                raise ValueError(
-                    f"experiments.{name}.map.{key}={[lo, hi]} must be increasing"
-                )
-        if exp["system"] == "ring":
-            half = exp["parameters"]["L"] / 2
-            lo, hi = exp["map"]["x_range"]
-            if lo < -half or hi > half:
-                raise ValueError(
-                    f"experiments.{name}.map.x_range={[lo, hi]} leaves the ring; allowed within [-L/2, L/2] = [{-half}, {half}]"
-                )
 
 
 def figure_paths(name):
