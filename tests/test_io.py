@@ -32,7 +32,7 @@ def test_model_with_wrong_spec_is_named(tmp_path):
     io.save_model(train.build_model(spec, None), spec, tmp_path / "m.eqx", tmp_path / "m.json")
     other = train.model_spec("ring", PARAMS, dict(NETWORK, width=16))
     (tmp_path / "other.json").write_text(json.dumps(other))
-    with pytest.raises(ValueError, match="m.eqx: weights do not match"):
+    with pytest.raises(ValueError, match="m.eqx: weights are truncated or do not match"):
         io.load_model(tmp_path / "m.eqx", tmp_path / "other.json")
 
 

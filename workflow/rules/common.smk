@@ -20,6 +20,17 @@ def experiment_config(key):
     return lookup
 
 
+def model_config(wildcards):
+    """What the model must have been trained for: stages that load it refuse a model.json that differs."""
+    exp = config["experiments"][wildcards.experiment]
+    return canonical({k: exp[k] for k in ("system", "parameters", "network")})
+
+
+def checkpoint_path(wildcards):
+    """Training checkpoint: deliberately not an output, so Snakemake keeps it when it reruns the job."""
+    return f"results/{wildcards.experiment}/checkpoints/train_score.ckpt"
+
+
 def figure_paths(name):
     return expand(
         "results/figures/{name}.{ext}", name=name, ext=config["figures"]["formats"]

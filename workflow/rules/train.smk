@@ -22,5 +22,6 @@ rule train_score:
             "dt"
         ],
         seed=config["seed"],
+        checkpoint=checkpoint_path,
     script:
         "../scripts/train_score.py"
