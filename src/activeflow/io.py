@@ -3,6 +3,7 @@
 
 import contextlib
 import datetime
+import glob
 import json
 import logging
 import os
@@ -27,10 +28,14 @@ PACKAGES = ("activeflow", "jax", "jaxlib", "equinox", "optax", "numpy", "xarray"
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix); rename it onto `path` only on success."""
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` only on success.
+    Leftovers of a writer killed earlier (`.NAME.partial-*`) are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    prefix = f".{path.name}.partial-"
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
