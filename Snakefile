@@ -7,7 +7,8 @@ import sys
 from snakemake.utils import min_version
 
 min_version("9.0")
-sys.path.insert(0, f"{workflow.basedir}/src")  # this checkout's library (light: no JAX import)
+# This checkout's library; activeflow.config imports no JAX, so even `snakemake -n` stays fast.
+sys.path.insert(0, f"{workflow.basedir}/src")
 
 from activeflow.config import validate as validate_config
 
@@ -20,8 +21,6 @@ validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml
 
 
 include: "workflow/rules/common.smk"
-
-
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/diagnose.smk"
