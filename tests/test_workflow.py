@@ -114,19 +114,6 @@ def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run
                        "figure_fig13", "figure_fig14", "figure_fig15", "all"}
 
 
-@pytest.mark.workflow
-def test_bad_config_is_refused_before_any_job(tmp_path):
-    work = copy_workflow(tmp_path)
-    cfg = work / "config" / "test.yaml"
-    data = yaml.safe_load(cfg.read_text())
-    data["experiments"]["ring"]["training"]["optimiser"] = "sgd"  # misspelt key
-    cfg.write_text(yaml.safe_dump(data))
-    proc = snakemake(work, "-n", check=False)
-    assert proc.returncode != 0
-    assert "optimiser" in proc.stdout + proc.stderr
-    assert not (work / "results").exists()
-
-
 def descendants_running(pid: int, marker: str) -> list:
     import psutil
 
