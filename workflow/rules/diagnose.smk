@@ -18,5 +18,7 @@ rule diagnose:
         "../../envs/activeflow.yaml"
     resources:
         gpu=1,
+    params:
+        model=model_config,
     script:
         "../scripts/diagnose.py"

@@ -18,5 +18,7 @@ rule compute_epr:
         "../../envs/activeflow.yaml"
     resources:
         gpu=1,
+    params:
+        model=model_config,
     script:
         "../scripts/compute_epr.py"
