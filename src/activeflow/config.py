@@ -133,7 +133,7 @@ def _describe(error: Any) -> list[str]:
         return [problem(path, inst, f"has {len(inst)} items", f"a list of {count} items")]
     if v == "oneOf":
         return [problem(path, inst, "not allowed", schema.get("description", "see config/README.md"))]
-    if v == "not" and "required" in value:
+    if v == "not" and "required" in value and isinstance(inst, dict):
         return [f"{_child(path, k)}: not allowed for this system; see config/README.md" for k in value["required"] if k in inst]
     if v == "uniqueItems":
         return [problem(path, inst, "has repeated items", "each item at most once")]
