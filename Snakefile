@@ -4,23 +4,30 @@
 
 
 import re
+import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
+# This checkout's library; activeflow.config imports no JAX, so even `snakemake -n` stays fast.
+sys.path.insert(0, f"{workflow.basedir}/src")
+
+from activeflow.config import concrete_experiments, validate as validate_config
 
 
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Schema and cross-key checks, all problems at once, before the DAG is built (src/activeflow/config.py).
+validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"
 
 
 # `gpu` counts against --resources only for jobs run on this machine; jobs submitted to a cluster
-# (SLURM) are not tallied, so a local `--resources gpu=1` never serialises them (README: "Why gpu is a local resource").
+# (SLURM) are not tallied, so a local `--resources gpu=1` never serialises them (README: "Why gpu is
+# a local resource").
 resource_scopes:
     gpu="local",
 
@@ -28,7 +35,6 @@ resource_scopes:
 include: "workflow/rules/common.smk"
 
 
-check_config(config)
 EXPERIMENTS = concrete_experiments(config)
 
 

@@ -1,14 +1,18 @@
 """Files: model round trip, provenance, atomic writes, clear errors for missing or corrupt inputs."""
 
 import json
+import signal
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
-from activeflow import io, train
+from activeflow import io, logs, train
 
 
 NETWORK = dict(kind="mlp", width=8, depth=2, periodic=True, boltzmann_shift=True)
@@ -32,7 +36,7 @@ def test_model_with_wrong_spec_is_named(tmp_path):
     io.save_model(train.build_model(spec, None), spec, tmp_path / "m.eqx", tmp_path / "m.json")
     other = train.model_spec("ring", PARAMS, dict(NETWORK, width=16))
     (tmp_path / "other.json").write_text(json.dumps(other))
-    with pytest.raises(ValueError, match="m.eqx: weights do not match"):
+    with pytest.raises(ValueError, match="m.eqx: weights are truncated or do not match"):
         io.load_model(tmp_path / "m.eqx", tmp_path / "other.json")
 
 
@@ -59,3 +63,126 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("killed")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+# Bad input files: every stage names the file and what is wrong, as one logged line and exit status 1
+# (what `logs.run_stage` does in the rule scripts), before any JAX computation on the data.
+
+TRAINING = dict(
+    optimizer="adam", learning_rate=1e-3, warmup_steps=0, steps=5, batch_size=8, lambda_sm=1.0, lambda_fpe=1.0,
+    clip_norm=10.0, ema_decay=0.99, resample_steps=0, log_every=5, checkpoint_every=5,
+)
+
+
+def _samples(path, n=16, parameters=PARAMS, shape=(1, 1), stage="simulate", nan=False):
+    from activeflow import simulate
+
+    rng = np.random.default_rng(0)
+    s = dict(x=rng.uniform(-8, 8, (n, *shape)), g=rng.normal(size=(n, *shape)), replica=np.arange(n), time=np.zeros(n))
+    if nan:
+        s["x"][3, 0, 0] = np.nan
+    io.write_netcdf(simulate.samples_dataset(s), path, dict(stage=stage, system="ring", parameters=parameters))
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _model(tmp, network=NETWORK):
+    spec = train.model_spec("ring", PARAMS, network)
+    io.save_model(train.build_model(spec, jax.random.key(0)), spec, tmp / "model.eqx", tmp / "model.json")
+
+
+def _train(tmp):
+    return dict(stage=train.run, system_kind="ring", parameters=PARAMS, network=NETWORK, training=TRAINING, dt=1e-3, integrator="leimkuhler_matthews",
+                seed=1, experiment="ring", samples_path=str(tmp / "samples.nc"), model_path=str(tmp / "out.eqx"),
+                spec_path=str(tmp / "out.json"), csv_path=str(tmp / "out.csv"))
+
+
+def _diagnose(tmp):
+    from activeflow import diagnostics
+
+    _samples(tmp / "heldout.nc")
+    return dict(stage=diagnostics.run, model_path=str(tmp / "model.eqx"), spec_path=str(tmp / "model.json"),
+                samples_path=str(tmp / "heldout.nc"), nc_path=str(tmp / "d.nc"), csv_path=str(tmp / "d.csv"),
+                expected=dict(system="ring", parameters=PARAMS, network=NETWORK))
+
+
+BAD_FILES = [
+    ("samples-missing", lambda t: None, _train, "samples.nc: file does not exist"),
+    ("samples-truncated", lambda t: (_samples(t / "samples.nc"), _truncate(t / "samples.nc")), _train,
+     "samples.nc: not a readable NetCDF file, truncated or of another format"),
+    ("samples-not-netcdf", lambda t: (t / "samples.nc").write_text("x,g\n1,2\n"), _train,
+     "samples.nc: not a readable NetCDF file"),
+    ("samples-other-parameters", lambda t: _samples(t / "samples.nc", parameters=dict(PARAMS, L=8.0)), _train,
+     "samples.nc: simulated for another system or parameters (parameters.L: 8.0 in the file, 16.0 in the config)"),
+    ("samples-other-shape", lambda t: _samples(t / "samples.nc", shape=(64, 2)), _train,
+     "samples.nc: x has dims {'sample': 16, 'particle': 64, 'dim': 2}; the config's system 'ring' needs"),
+    ("samples-of-another-stage", lambda t: _samples(t / "samples.nc", stage="compute_epr"), _train,
+     "samples.nc: written by stage 'compute_epr', not by 'simulate'"),
+    ("samples-with-nan", lambda t: _samples(t / "samples.nc", nan=True), _train,
+     "samples.nc: x has 1 non-finite values (first in sample 3)"),
+    ("model-missing", lambda t: None, _diagnose, "model.eqx: file does not exist"),
+    ("model-other-hyperparameters", lambda t: _model(t, dict(NETWORK, width=16)), _diagnose,
+     "model.json: the model was trained for another configuration (network.width: 16 in the file, 8 in the config)"),
+    ("model-truncated", lambda t: (_model(t), _truncate(t / "model.eqx")), _diagnose,
+     "model.eqx: weights are truncated or do not match the spec in"),
+    ("model-spec-not-json", lambda t: (_model(t), (t / "model.json").write_text("{oops")), _diagnose,
+     "model.json: not a model spec JSON"),
+    ("model-spec-foreign-json", lambda t: (_model(t), (t / "model.json").write_text('{"a": 1}')), _diagnose,
+     "model.json: not a model spec: missing keys ['system', 'parameters', 'network', 'hyperparameters']"),
+]
+
+
+@pytest.mark.parametrize("make,stage,message", [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
+def test_bad_input_file_is_named_without_a_traceback(tmp_path, caplog, make, stage, message):
+    make(tmp_path)
+    kwargs = stage(tmp_path)
+    with caplog.at_level("ERROR", logger="activeflow"), pytest.raises(SystemExit) as exit_:
+        logs.run_stage(kwargs.pop("stage"), **kwargs)
+    assert exit_.value.code == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert str(tmp_path) in errors[0]  # the full path of the file at fault
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("out.", "d."))]  # nothing written
+
+
+def test_samples_without_provenance_are_used_with_a_warning(tmp_path, caplog):
+    from activeflow import simulate
+
+    ds = simulate.samples_dataset(dict(x=np.zeros((4, 1, 1)), g=np.zeros((4, 1, 1)), replica=np.arange(4), time=np.zeros(4)))
+    with caplog.at_level("WARNING", logger="activeflow"):
+        io.check_samples(ds, "s.nc", "ring", PARAMS, (1, 1))
+    assert "s.nc has no provenance" in caplog.text
+
+
+WRITER = """
+import sys, time
+from activeflow import io
+
+class SlowFigure:  # writes half a file, then hangs: the test kills it mid-write
+    def savefig(self, path, format):
+        with open(path, "wb") as f:
+            f.write(b"half a PNG")
+            f.flush()
+        print("writing", flush=True)
+        time.sleep(600)
+
+io.save_figure(SlowFigure(), sys.argv[1])
+"""
+
+
+def test_job_killed_while_writing_leaves_no_output(tmp_path):
+    target = tmp_path / "fig.png"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not target.exists()  # Snakemake sees a missing output, never a half-written one
+    leftovers = list(tmp_path.glob(".fig.png.partial-*.png"))
+    assert len(leftovers) == 1 and leftovers[0].read_bytes() == b"half a PNG"
+    io.write_csv(pd.DataFrame({"a": [1]}), tmp_path / "other.csv")  # other targets' writes leave it alone
+    assert leftovers[0].exists()
+    with io.atomic_path(target) as tmp:  # the next write of the same target clears it
+        tmp.write_bytes(b"complete")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "other.csv"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from activeflow.accuracy import accuracy_table
-from activeflow.epr import add_score_free, epr_dataset, summary
+from activeflow.epr import add_score_free, epr_dataset, exact_values, summary
 from activeflow.linear import exact
 from activeflow.reference import active_work_epr, stein_epr
 
@@ -73,3 +73,9 @@ def test_score_free_truth_is_used_without_a_closed_form(ring, rng):
     assert row.truth == "score_free" and np.isnan(row.exact)
     diff = ds.epr_total.sum("particle").values - ds.score_free.values
     assert row.z == pytest.approx(diff.mean() / (diff.std(ddof=1) / np.sqrt(diff.size)))
+
+
+def test_closed_forms_at_v0_zero_are_exactly_zero(linear):
+    values = exact_values(dataclasses.replace(linear, v0=0.0))
+    assert values == {k: 0.0 for k in values}
+    assert exact_values(linear)["S_tot"] == pytest.approx(exact(linear).epr_total())

@@ -184,6 +184,26 @@ def test_rules_that_run_jax_declare_one_gpu(tmp_path):
 
 
 @pytest.mark.workflow
+def test_adding_an_experiment_reruns_nothing_of_the_others(finished_run):
+    """Each experiment's randomness comes from (seed, its name): a new experiment plans only its own jobs
+    (and the accuracy table and figure, which list every experiment)."""
+    data = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())  # pristine, whatever other tests edit
+    ring_b = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"]["ring"]
+    for block, values in data["experiments"]["ring"].items():  # the test preset's ring, as a full block
+        ring_b[block].update(values)
+    data["experiments"]["ring_b"] = ring_b
+    (finished_run / "two.yaml").write_text(yaml.safe_dump(data))
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "--cores", "1", "--quiet", "rules", "--configfile", "two.yaml"],
+        cwd=finished_run, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout, re.M)}
+    assert counts == {"simulate": 1, "train_score": 1, "diagnose": 1, "compute_epr": 1, "accuracy": 1,
+                      "figure_accuracy": 1, "all": 1, "total": 7}, proc.stdout
+
+
+@pytest.mark.workflow
 def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run, tmp_path):
     assert "Nothing to be done" in snakemake(finished_run, "-n").stdout
     work = clone_run(finished_run, tmp_path / "clone")
@@ -374,14 +394,46 @@ def test_lint_and_format(tmp_path):
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
+def descendants_running(pid: int, marker: str) -> list:
+    import psutil
+
+    procs = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if any(marker in part for part in child.cmdline()):
+                procs.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return procs
+
+
 @pytest.mark.workflow
-def test_bad_config_is_refused_before_any_job(tmp_path):
+def test_preempted_training_job_is_resumed_by_snakemake(tmp_path):
+    """A SLURM preemption kills the job's process; Snakemake (--retries) reruns the job, which resumes
+    from the checkpoint Snakemake left alone, and the model is bitwise that of an uninterrupted run."""
     work = copy_workflow(tmp_path)
-    cfg = work / "config" / "test.yaml"
-    data = yaml.safe_load(cfg.read_text())
-    data["experiments"]["ring"]["training"]["optimiser"] = "sgd"  # misspelt key
-    cfg.write_text(yaml.safe_dump(data))
-    proc = snakemake(work, "-n", check=False)
-    assert proc.returncode != 0
-    assert "optimiser" in proc.stdout + proc.stderr
-    assert not (work / "results").exists()
+    (work / "long.yaml").write_text(yaml.safe_dump(
+        {"experiments": {"ring": {"training": {"steps": 1000, "checkpoint_every": 20, "log_every": 100}}}}))
+    target = "results/ring/model.eqx"
+    args = [SNAKEMAKE, target, "--cores", "1", "--configfile", "config/test.yaml", "long.yaml"]
+    ckpt = work / "results" / "ring" / "checkpoints" / "train_score.ckpt"
+    proc = subprocess.Popen([*args, "--retries", "1"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = False
+    while proc.poll() is None and not killed:
+        if ckpt.exists():
+            for job in descendants_running(proc.pid, "train_score"):
+                job.kill()  # SIGKILL: what is left after SLURM's grace period
+                killed = True
+        time.sleep(0.01)
+    out, _ = proc.communicate(timeout=600)
+    assert killed, out[-3000:]
+    assert proc.returncode == 0, out[-3000:]
+    assert "Error in rule train_score" in out  # the first attempt died ...
+    log = (work / "logs" / "ring" / "train_score.log").read_text()
+    assert "resuming from checkpoint results/ring/checkpoints/train_score.ckpt at step" in log  # ... the retry resumed
+    assert not ckpt.exists()
+    resumed = (work / target).read_bytes()
+
+    subprocess.run([*args, "--forcerun", "train_score"], cwd=work, capture_output=True, check=True, timeout=600)
+    assert "resuming" not in (work / "logs" / "ring" / "train_score.log").read_text()
+    assert (work / target).read_bytes() == resumed

@@ -3,6 +3,10 @@
 import logging
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any
+
+from activeflow.errors import ActiveflowError
 
 
 def to_file(path: str | None, level: int = logging.INFO) -> None:
@@ -14,3 +18,13 @@ def to_file(path: str | None, level: int = logging.INFO) -> None:
     warnings.simplefilter("default")
     for noisy in ("absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_stage(stage: Callable[..., Any], /, **kwargs: Any) -> None:
+    """Run a stage; an error caused by the input (config, files, divergence) becomes one logged line and
+    exit status 1 instead of a traceback. Anything else is a bug and keeps its traceback."""
+    try:
+        stage(**kwargs)
+    except ActiveflowError as err:
+        logging.getLogger("activeflow").error("%s", err)
+        raise SystemExit(1) from None

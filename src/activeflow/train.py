@@ -3,10 +3,18 @@
 Adam or RAdam on a warmup-cosine schedule with global-norm clipping; an exponential moving average
 (EMA) of the weights is what gets saved. Between epochs the whole dataset is advanced by a few
 Euler–Maruyama steps (online re-stepping, F.2.3), so the network never sees the same sample twice.
+
+Restartable: every `checkpoint_every` steps the whole training state (weights, optimiser state, EMA,
+step, PRNG key, and the current re-stepped dataset) is written atomically to a checkpoint file, which a
+later run with the same inputs resumes from. Each epoch's data order and re-stepping noise come from
+`fold_in(key, epoch)`, so a resumed run is bitwise identical to an uninterrupted one.
 """
 
+import hashlib
+import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -16,7 +24,8 @@ import numpy as np
 import optax
 import pandas as pd
 
-from activeflow import io
+from activeflow import checkpoint, io
+from activeflow.errors import InputFileError, TrainingDiverged
 from activeflow.losses import LossTerms, composite_loss
 from activeflow.networks import ScoreModel, make_network, network_hyperparameters
 from activeflow.seeding import derive_key
@@ -24,10 +33,6 @@ from activeflow.simulate import INTEGRATORS, advance
 from activeflow.systems import make_system
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or gradient became non-finite."""
 
 
 def model_spec(system_kind: str, parameters: dict[str, Any], network: dict[str, Any]) -> dict[str, Any]:
@@ -83,12 +88,64 @@ def make_train_step(optimizer: optax.GradientTransformation, lambda_sm: float, l
     return train_step
 
 
-def check_finite(step: int, terms: LossTerms, grad_norm: float) -> None:
+# Keys of the training block that do not change the trained numbers (a checkpoint survives edits to them).
+BOOKKEEPING_KEYS = ("log_every", "checkpoint_every")
+
+
+def check_finite(step: int, terms: LossTerms, grad_norm: float, kept: str) -> None:
+    """`step` counts from 1 as in training.csv; `kept` says what the user still has."""
     for name, value in terms._asdict().items():
         if not np.isfinite(float(value)):
-            raise TrainingDiverged(f"training diverged at step {step}: loss term {name!r} is {float(value)}")
+            raise TrainingDiverged(f"training diverged at step {step}: loss term {name!r} is {float(value)}; {kept}")
     if not np.isfinite(grad_norm):
-        raise TrainingDiverged(f"training diverged at step {step}: gradient norm is {grad_norm}")
+        raise TrainingDiverged(f"training diverged at step {step}: gradient norm is {grad_norm}; {kept}")
+
+
+def fingerprint(
+    model: ScoreModel, training: dict[str, Any], dt: float, integrator: str, key: jax.Array, x: jax.Array, g: jax.Array
+) -> str:
+    """SHA-256 of everything that determines the trained bits: the model's structure (with the system's
+    parameters) and initial weights, the training settings, Δt and the re-stepping integrator, the PRNG
+    key and the training data."""
+    h = hashlib.sha256()
+    settings = {k: v for k, v in training.items() if k not in BOOKKEEPING_KEYS}
+    h.update(json.dumps(dict(training=settings, dt=float(dt), integrator=integrator), sort_keys=True, default=str).encode())
+    h.update(str(jax.tree.structure(model)).encode())
+    arrays = [*jax.tree.leaves(eqx.filter(model, eqx.is_array)), jax.random.key_data(key), x, g]
+    for a in arrays:
+        a = np.asarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def epoch_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(order key, re-stepping key); epoch e uses fold_in(·, e) of each, so any epoch can be redone."""
+    kperm, kstep = jax.random.split(key)
+    return kperm, kstep
+
+
+def data_order(kperm: jax.Array, epoch: int, n: int) -> jax.Array:
+    """The permutation of the n training samples used in `epoch`."""
+    return jax.random.permutation(jax.random.fold_in(kperm, epoch), n)
+
+
+def _resume(path: Path, digest: str, skeleton: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The checkpoint's header and state if it belongs to this run; otherwise None, with a logged reason."""
+    if not path.exists():
+        return None
+    try:
+        header = checkpoint.read_header(path)
+        if header.get("fingerprint") != digest:
+            log.warning(
+                "ignoring checkpoint %s: it was written for other training inputs (model, training settings, "
+                "dt, seed or data differ); starting from step 0 and overwriting it", path,
+            )
+            return None
+        return checkpoint.load(path, skeleton)
+    except InputFileError as err:
+        log.warning("ignoring checkpoint: %s; starting from step 0", err)
+        return None
 
 
 def fit(
@@ -99,47 +156,71 @@ def fit(
     dt: float,
     key: jax.Array,
     integrator: str = INTEGRATORS[0],
+    checkpoint_path: str | Path | None = None,
 ) -> tuple[ScoreModel, pd.DataFrame]:
-    """Train and return the EMA model and the training log (one row per `log_every` steps)."""
+    """Train and return the EMA model and the training log (one row per `log_every` steps).
+
+    With `checkpoint_path`, resume from it when it belongs to these inputs and write it every
+    `training.checkpoint_every` steps (the caller removes it once the results are saved)."""
     n = x.shape[0]
     batch = int(training["batch_size"])
     if batch > n:
         raise ValueError(f"training.batch_size={batch} exceeds the {n} training samples")
     steps, log_every = int(training["steps"]), int(training["log_every"])
+    every = int(training.get("checkpoint_every", steps))
     resample_steps = int(training["resample_steps"])
     optimizer, schedule = make_optimizer(training)
     train_step = make_train_step(
         optimizer, float(training["lambda_sm"]), float(training["lambda_fpe"]), float(training["ema_decay"])
     )
     params = eqx.filter(model, eqx.is_inexact_array)
-    opt_state = optimizer.init(params)
-    ema = params
+    state = dict(model=model, opt_state=optimizer.init(params), ema=params, x=x, g=g, key=jax.random.key_data(key))
+    start_step, rows, elapsed_before = 0, [], 0.0
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    digest = fingerprint(model, training, dt, integrator, key, x, g) if path is not None else ""
+    kept = "no checkpoint is kept (none configured); no model is written"
+    if path is not None:
+        kept = "no checkpoint was written before it; no model is written"
+        resumed = _resume(path, digest, state)
+        if resumed is not None:
+            header, state = resumed
+            start_step, rows, elapsed_before = header["step"], header["history"], header["seconds"]
+            kept = f"the last good checkpoint (step {start_step}) is kept in {path}; no model is written"
+            log.info("resuming from checkpoint %s at step %d of %d", path, start_step, steps)
+    model, opt_state, ema, x, g = (state[k] for k in ("model", "opt_state", "ema", "x", "g"))
+    kperm, kstep = epoch_keys(jax.random.wrap_key_data(jnp.asarray(state["key"])))
     per_epoch = n // batch
-    rows, start, order = [], time.perf_counter(), None
-    for step in range(steps):
-        epoch_step = step % per_epoch
-        if epoch_step == 0:
-            key, kperm, kstep = jax.random.split(key, 3)
-            if step > 0 and resample_steps > 0:
-                x, g = advance(model.system, kstep, x, g, dt, resample_steps, integrator)
-            order = jax.random.permutation(kperm, n)
+    start, order = time.perf_counter(), None
+    for step in range(start_step, steps):
+        epoch, epoch_step = divmod(step, per_epoch)
+        if epoch_step == 0 or order is None:
+            if epoch_step == 0 and epoch > 0 and resample_steps > 0:
+                x, g = advance(model.system, jax.random.fold_in(kstep, epoch), x, g, dt, resample_steps, integrator)
+            order = data_order(kperm, epoch, n)
         index = order[epoch_step * batch : (epoch_step + 1) * batch]
         model, opt_state, ema, terms, grad_norm = train_step(model, opt_state, ema, jnp.asarray(step, jnp.float32), x, g, index)
-        check_finite(step, terms, float(grad_norm))
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            elapsed = time.perf_counter() - start
-            rate = (step + 1) / elapsed
+        check_finite(step + 1, terms, float(grad_norm), kept)
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            session = time.perf_counter() - start
+            rate = (done - start_step) / session
             row = dict(
-                step=step + 1, loss=float(terms.total), score_matching=float(terms.score_matching),
+                step=done, loss=float(terms.total), score_matching=float(terms.score_matching),
                 fpe_residual=float(terms.fpe_residual), learning_rate=float(schedule(step)),
-                grad_norm=float(grad_norm), seconds=elapsed,
+                grad_norm=float(grad_norm), seconds=elapsed_before + session,
             )
             rows.append(row)
             log.info(
                 "step %d/%d loss %.5g (sm %.5g, fpe %.5g) lr %.3g | %.1f steps/s, %.0f s left",
-                step + 1, steps, row["loss"], row["score_matching"], row["fpe_residual"],
-                row["learning_rate"], rate, (steps - step - 1) / rate,
+                done, steps, row["loss"], row["score_matching"], row["fpe_residual"],
+                row["learning_rate"], rate, (steps - done) / rate,
             )
+        if path is not None and done % every == 0 and done < steps:
+            header = dict(fingerprint=digest, step=done, history=rows, seconds=elapsed_before + time.perf_counter() - start)
+            tree = dict(model=model, opt_state=opt_state, ema=ema, x=x, g=g, key=state["key"])
+            checkpoint.save(path, header, tree)
+            kept = f"the last good checkpoint (step {done}) is kept in {path}; no model is written"
+            log.info("checkpoint at step %d written to %s", done, path)
     return eqx.combine(ema, model), pd.DataFrame(rows)
 
 
@@ -156,17 +237,21 @@ def run(
     model_path: str,
     spec_path: str,
     csv_path: str,
+    checkpoint_path: str | None = None,
 ) -> None:
+    """Stage `train_score`. The checkpoint is removed once the model is saved; after a kill or a
+    divergence it stays, and the next run with the same inputs resumes from it."""
     ds = io.read_netcdf(samples_path, required=("x", "g"))
     spec = model_spec(system_kind, parameters, network)
     model = build_model(spec, derive_key(seed, experiment, "train", "init"))
-    shape = (model.system.n_particles, model.system.dim)
-    if ds.x.shape[1:] != shape:
-        raise ValueError(f"{samples_path}: samples have (particle, dim) = {ds.x.shape[1:]}, the config's system {shape}")
+    io.check_samples(ds, samples_path, system_kind, parameters, (model.system.n_particles, model.system.dim))
     x = jnp.asarray(ds.x.values, jnp.float32)
     g = jnp.asarray(ds.g.values, jnp.float32)
     log.info("training on %d samples from %s; %d steps", x.shape[0], samples_path, training["steps"])
-    model, history = fit(model, x, g, training, dt, derive_key(seed, experiment, "train", "data"), integrator)
+    key = derive_key(seed, experiment, "train", "data")
+    model, history = fit(model, x, g, training, dt, key, integrator, checkpoint_path=checkpoint_path)
     io.write_csv(history, csv_path)
     io.save_model(model, spec, model_path, spec_path)
     log.info("wrote %s, %s and %s", model_path, spec_path, csv_path)
+    if checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)

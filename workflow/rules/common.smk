@@ -1,4 +1,5 @@
-# Helpers shared by the rules: config lookups, cross-key checks, targets.
+# Helpers shared by the rules: config lookups, targets. Config checks and the expansion of v0 sweeps
+# into experiments: src/activeflow/config.py.
 
 
 def canonical(value):
@@ -9,21 +10,6 @@ def canonical(value):
     if isinstance(value, list):
         return [canonical(v) for v in value]
     return value
-
-
-def concrete_experiments(cfg):
-    """Experiments by the name used in paths. `parameters.v0` given as a list is a sweep: each value
-    becomes its own experiment `{name}-v0_{v0}` (its own chain of jobs and its own seed stream).
-    """
-    out = {}
-    for name, exp in cfg["experiments"].items():
-        v0 = exp["parameters"]["v0"]
-        for value in v0 if isinstance(v0, list) else [v0]:
-            concrete = f"{name}-v0_{value:g}" if isinstance(v0, list) else name
-            out[concrete] = dict(
-                exp, parameters=dict(exp["parameters"], v0=value), group=name
-            )
-    return out
 
 
 def experiment_config(*keys):
@@ -39,36 +25,15 @@ def experiment_config(*keys):
     return lookup
 
 
-def check_config(cfg):
-    """Checks the schema cannot express; fail before the DAG is built, naming the key."""
-    experiments = concrete_experiments(cfg)
-    ring = cfg["figures"]["ring_experiment"]
-    if ring not in experiments or experiments[ring]["system"] != "ring":
-        allowed = sorted(k for k, v in experiments.items() if v["system"] == "ring")
-        raise ValueError(
-            f"figures.ring_experiment={ring!r} is not an experiment of system 'ring'; allowed: {allowed}"
-        )
-    for name, exp in experiments.items():
-        sim, train = exp["simulation"], exp["training"]
-        n_train = sim["n_replicas"] * sim["n_snapshots"]
-        if train["batch_size"] > n_train:
-            raise ValueError(
-                f"experiments.{name}.training.batch_size={train['batch_size']} exceeds the "
-                f"{n_train} training samples (n_replicas x n_snapshots)"
-            )
-        if exp["system"] == "ring":
-            for key in ("x_range", "g_range"):
-                lo, hi = exp["map"][key]
-                if not lo < hi:
-                    raise ValueError(
-                        f"experiments.{name}.map.{key}={[lo, hi]} must be increasing"
-                    )
-            half = exp["parameters"]["L"] / 2
-            lo, hi = exp["map"]["x_range"]
-            if lo < -half or hi > half:
-                raise ValueError(
-                    f"experiments.{name}.map.x_range={[lo, hi]} leaves the ring; allowed within [-L/2, L/2] = [{-half}, {half}]"
-                )
+def model_config(wildcards):
+    """What the model must have been trained for: stages that load it refuse a model.json that differs."""
+    exp = EXPERIMENTS[wildcards.experiment]
+    return canonical({k: exp[k] for k in ("system", "parameters", "network")})
+
+
+def checkpoint_path(wildcards):
+    """Training checkpoint: deliberately not an output, so Snakemake keeps it when it reruns the job."""
+    return f"results/{wildcards.experiment}/checkpoints/train_score.ckpt"
 
 
 def figure_paths(name):

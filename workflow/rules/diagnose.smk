@@ -19,5 +19,7 @@ rule diagnose:
         "../../envs/jax.yaml"
     resources:
         gpu=1,
+    params:
+        model=model_config,
     script:
         "../scripts/diagnose.py"

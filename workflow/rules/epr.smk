@@ -19,5 +19,7 @@ rule compute_epr:
         "../../envs/jax.yaml"
     resources:
         gpu=1,
+    params:
+        model=model_config,
     script:
         "../scripts/compute_epr.py"

@@ -14,6 +14,7 @@ rule aggregate_map:
     resources:
         gpu=1,
     params:
+        model=model_config,
         map=experiment_config("map"),
     script:
         "../scripts/aggregate_map.py"

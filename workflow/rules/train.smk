@@ -21,5 +21,6 @@ rule train_score:
         dt=experiment_config("simulation", "dt"),
         integrator=experiment_config("simulation", "integrator"),
         seed=config["seed"],
+        checkpoint=checkpoint_path,
     script:
         "../scripts/train_score.py"

@@ -7,7 +7,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's librar
 from activeflow import accuracy, logs
 
 logs.to_file(snakemake.log[0])
-accuracy.run(
+logs.run_stage(
+    accuracy.run,
     summary_paths=dict(zip(snakemake.params.experiments, snakemake.input)),
     meta=dict(snakemake.params.meta),
     thresholds=dict(snakemake.params.thresholds),

@@ -8,7 +8,8 @@ from activeflow import logs, maps
 
 logs.to_file(snakemake.log[0])
 grid = snakemake.params.map
-maps.run(
+logs.run_stage(
+    maps.run,
     model_path=snakemake.input.model,
     spec_path=snakemake.input.spec,
     samples_path=snakemake.input.samples,
@@ -17,4 +18,5 @@ maps.run(
     g_range=list(grid["g_range"]),
     bins=list(grid["bins"]),
     smoothing=float(grid["density_smoothing"]),
+    expected=dict(snakemake.params.model),
 )

@@ -7,10 +7,12 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's librar
 from activeflow import epr, logs
 
 logs.to_file(snakemake.log[0])
-epr.run(
+logs.run_stage(
+    epr.run,
     model_path=snakemake.input.model,
     spec_path=snakemake.input.spec,
     samples_path=snakemake.input.samples,
     epr_path=snakemake.output.epr,
     summary_path=snakemake.output.summary,
+    expected=dict(snakemake.params.model),
 )

@@ -7,10 +7,12 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's librar
 from activeflow import diagnostics, logs
 
 logs.to_file(snakemake.log[0])
-diagnostics.run(
+logs.run_stage(
+    diagnostics.run,
     model_path=snakemake.input.model,
     spec_path=snakemake.input.spec,
     samples_path=snakemake.input.samples,
     nc_path=snakemake.output.nc,
     csv_path=snakemake.output.csv,
+    expected=dict(snakemake.params.model),
 )

@@ -7,7 +7,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's librar
 from activeflow import figures, logs
 
 logs.to_file(snakemake.log[0])
-figures.run(
+logs.run_stage(
+    figures.run,
     name=snakemake.params.name,
     inputs=dict(snakemake.input.items()),
     outputs=list(snakemake.output),

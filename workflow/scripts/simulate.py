@@ -7,7 +7,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's librar
 from activeflow import logs, simulate
 
 logs.to_file(snakemake.log[0])
-simulate.run(
+logs.run_stage(
+    simulate.run,
     system_kind=snakemake.params.system,
     parameters=dict(snakemake.params.parameters),
     simulation=dict(snakemake.params.simulation),

@@ -7,7 +7,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's librar
 from activeflow import logs, train
 
 logs.to_file(snakemake.log[0])
-train.run(
+logs.run_stage(
+    train.run,
     system_kind=snakemake.params.system,
     parameters=dict(snakemake.params.parameters),
     network=dict(snakemake.params.network),
@@ -20,4 +21,5 @@ train.run(
     model_path=snakemake.output.model,
     spec_path=snakemake.output.spec,
     csv_path=snakemake.output.history,
+    checkpoint_path=snakemake.params.checkpoint,
 )

@@ -12,11 +12,14 @@ def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), constrained_layout=True, squeeze=False)
     for ax, system in zip(axes[0], systems):
         t = table[table.system == system].sort_values("v0")
+        # nudge the two estimates apart so their error bars do not hide each other
+        shift = 0.01 * max(float(t.v0.max() - t.v0.min()), 0.1)
         if t.exact.notna().any():
             ax.plot(t.v0, t.exact, "k--", lw=1, marker="x", label="exact (closed form)")
         if t.reference.notna().any():
-            ax.errorbar(t.v0, t.reference, yerr=t.reference_se, fmt="s", mfc="none", capsize=3, label="score-free ± s.e.")
-        ax.errorbar(t.v0, t.learned, yerr=t.learned_se, fmt="o", ms=4, capsize=3, label="learned ± s.e.")
+            ax.errorbar(t.v0 - shift, t.reference, yerr=t.reference_se, fmt="s", mfc="none", capsize=3,
+                        label="score-free ± s.e.")
+        ax.errorbar(t.v0 + shift, t.learned, yerr=t.learned_se, fmt="o", ms=4, capsize=3, label="learned ± s.e.")
         for row in t[t.off].itertuples():
             ax.annotate("off", (row.v0, row.learned), textcoords="offset points", xytext=(5, 5), color="tab:red")
         ax.set(xlabel="v$_0$", ylabel="Ṡ$_{tot}$", title=system)

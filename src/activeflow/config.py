@@ -1,0 +1,275 @@
+"""Config checks the Snakefile runs before the DAG is built: the JSON schema, reported as one line per
+problem naming the key and the allowed values, then cross-key checks the schema cannot express.
+
+Imports neither JAX nor Snakemake, so every `snakemake` call (even `-n`) stays fast. A new system adds
+its cross-key checks with the `experiment_check` decorator:
+
+    @experiment_check("trap")
+    def _trap_map(name, exp, cfg):
+        if ...:
+            yield problem(f"experiments.{name}.map.x_range", value, "does not contain the trap", "...")
+"""
+
+import difflib
+import math
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from activeflow.errors import ConfigError
+
+ExperimentCheck = Callable[[str, dict[str, Any], dict[str, Any]], Iterable[str]]
+GlobalCheck = Callable[[dict[str, Any]], Iterable[str]]
+_EXPERIMENT_CHECKS: list[tuple[frozenset[str] | None, ExperimentCheck]] = []
+_GLOBAL_CHECKS: list[GlobalCheck] = []
+
+# Euler–Maruyama multiplies a mode of relaxation rate λ by (1 − λΔt) per step: unstable for λΔt > 2,
+# oscillating for λΔt > 1. Require a margin so the sampled law is not dominated by the integrator.
+MAX_RATE_DT = 0.5
+
+
+def concrete_experiments(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Experiments by the name used in paths. `parameters.v0` given as a list is a sweep: each value
+    becomes its own experiment `{name}-v0_{v0}` (its own chain of jobs and its own seed stream);
+    `group` keeps the name of the config entry it came from."""
+    out = {}
+    for name, exp in cfg["experiments"].items():
+        v0 = exp["parameters"]["v0"]
+        for value in v0 if isinstance(v0, list) else [v0]:
+            concrete = f"{name}-v0_{value:g}" if isinstance(v0, list) else name
+            out[concrete] = dict(exp, parameters=dict(exp["parameters"], v0=value), group=name)
+    return out
+
+
+def problem(key: str, value: Any, what: str, allowed: str) -> str:
+    return f"{key} = {value!r}: {what}; allowed: {allowed}"
+
+
+def validate(cfg: Any, schema_path: str | Path) -> None:
+    """Raise one ConfigError listing every schema problem, or else every cross-key problem."""
+    problems = schema_problems(cfg, load_schema(schema_path))
+    if not problems:
+        problems = cross_key_problems(cfg)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(
+            f"invalid configuration ({len(problems)} problem{'s' * (len(problems) > 1)}; keys are "
+            f"explained in config/README.md):\n{lines}"
+        )
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+# --- schema ---------------------------------------------------------------------------------------
+
+
+def key_path(parts: Iterable[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(config)"
+
+
+def _child(path: str, key: str) -> str:
+    return key if path == "(config)" else f"{path}.{key}"
+
+
+def _bounds(schema: dict[str, Any]) -> str:
+    """'number > 0', '0 ≤ number < 1' from the schema's minimum/maximum keywords."""
+    kind = schema.get("type", "number")
+    lo = (f"{schema['minimum']} ≤ " if "minimum" in schema else "") or (
+        f"{schema['exclusiveMinimum']} < " if "exclusiveMinimum" in schema else ""
+    )
+    hi = (f" ≤ {schema['maximum']}" if "maximum" in schema else "") or (
+        f" < {schema['exclusiveMaximum']}" if "exclusiveMaximum" in schema else ""
+    )
+    if lo and not hi:  # read as a lower bound: 'integer ≥ 2'
+        value, op = lo[:-3], lo[-2]
+        return f"{kind} {'≥' if op == '≤' else '>'} {value}"
+    return f"{lo}{kind}{hi}"
+
+
+def _type_hint(instance: Any, expected: Any) -> str:
+    """PyYAML reads 1e-3 (no decimal point) as text, a classic slip."""
+    if isinstance(instance, str) and "number" in str(expected):
+        try:
+            float(instance)
+        except ValueError:
+            return ""
+        mantissa, _, exponent = instance.lower().partition("e")
+        fixed = f"{mantissa}.0e{exponent}" if exponent and "." not in mantissa else repr(float(instance))
+        return f" (YAML reads {instance} as text: write {fixed})"
+    return ""
+
+
+def _describe(error: Any) -> list[str]:
+    path = key_path(error.absolute_path)
+    v, value, inst, schema = error.validator, error.validator_value, error.instance, error.schema
+    if v == "additionalProperties" and value is False:
+        allowed = ", ".join(sorted(schema.get("properties", {})))
+        known = list(schema.get("properties", {}))
+        out = []
+        for k in sorted(set(inst) - set(known)):
+            close = difflib.get_close_matches(str(k), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            out.append(f"{_child(path, k)}: unknown key{hint}; allowed keys here: {allowed}")
+        return out
+    if v == "required":
+        missing = [k for k in value if k not in inst]
+        return [f"{_child(path, k)}: required key is missing; required here: {', '.join(value)}" for k in missing]
+    if v == "enum":
+        return [problem(path, inst, "not allowed", ", ".join(map(repr, value)))]
+    if v == "type":
+        return [problem(path, inst, f"wrong type{_type_hint(inst, value)}", f"a value of type {value}")]
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return [problem(path, inst, "out of range", _bounds(schema))]
+    if v in ("minItems", "maxItems"):
+        n_min, n_max = schema.get("minItems", 0), schema.get("maxItems")
+        count = f"exactly {n_min}" if n_min == n_max else f"{n_min} to {n_max or 'any number of'}"
+        return [problem(path, inst, f"has {len(inst)} items", f"a list of {count} items")]
+    if v == "oneOf":
+        return [problem(path, inst, "not allowed", schema.get("description", "see config/README.md"))]
+    if v == "not" and "required" in value and isinstance(inst, dict):
+        return [f"{_child(path, k)}: not allowed for this system; see config/README.md" for k in value["required"] if k in inst]
+    if v == "uniqueItems":
+        return [problem(path, inst, "has repeated items", "each item at most once")]
+    if v == "minProperties":
+        return [problem(path, inst, "is empty", f"at least {value} entry")]
+    if v == "pattern" and error.relative_schema_path and "propertyNames" in error.relative_schema_path:
+        return [f"{path}: name {inst!r} is not allowed; allowed: names matching {value} "
+                "(letters, digits, _ and -, starting with a letter)"]
+    if v == "pattern":
+        return [problem(path, inst, "does not match", f"text matching {value}")]
+    return [f"{path}: {error.message}"]
+
+
+def schema_problems(cfg: Any, schema: dict[str, Any]) -> list[str]:
+    import jsonschema  # only needed here; the workflow extra installs it
+
+    validator = jsonschema.Draft202012Validator(schema)
+    problems: list[str] = []
+    for error in sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path]):
+        for line in _describe(error):
+            if line not in problems:
+                problems.append(line)
+    return problems
+
+
+# --- cross-key checks -----------------------------------------------------------------------------
+
+
+def experiment_check(*systems: str) -> Callable[[ExperimentCheck], ExperimentCheck]:
+    """Register fn(name, experiment, cfg) -> problems for experiments of `systems` (all if none)."""
+
+    def register(fn: ExperimentCheck) -> ExperimentCheck:
+        _EXPERIMENT_CHECKS.append((frozenset(systems) or None, fn))
+        return fn
+
+    return register
+
+
+def global_check(fn: GlobalCheck) -> GlobalCheck:
+    _GLOBAL_CHECKS.append(fn)
+    return fn
+
+
+def cross_key_problems(cfg: dict[str, Any]) -> list[str]:
+    problems = [p for check in _GLOBAL_CHECKS for p in check(cfg)]
+    for name, exp in cfg["experiments"].items():
+        for systems, check in _EXPERIMENT_CHECKS:
+            if systems is None or exp["system"] in systems:
+                problems.extend(check(name, exp, cfg))
+    return problems
+
+
+def _is_multiple(t: float, dt: float) -> bool:
+    n = round(t / dt)
+    return n >= 1 and math.isclose(n * dt, t, rel_tol=1e-6)
+
+
+@global_check
+def _ring_figures(cfg: dict[str, Any]) -> Iterator[str]:
+    ring = cfg["figures"]["ring_experiment"]
+    experiments = concrete_experiments(cfg)
+    if ring not in experiments or experiments[ring]["system"] != "ring":
+        allowed = sorted(k for k, v in experiments.items() if v["system"] == "ring")
+        yield problem("figures.ring_experiment", ring, "not an experiment of system 'ring'",
+                      ", ".join(map(repr, allowed)) or "(no experiment of system 'ring' is configured)")
+
+
+@experiment_check()
+def _training(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
+    sim, train = exp["simulation"], exp["training"]
+    key = f"experiments.{name}.training"
+    n_train = sim["n_replicas"] * sim["n_snapshots"]
+    if train["batch_size"] > n_train:
+        yield problem(f"{key}.batch_size", train["batch_size"],
+                      "larger than the training set (simulation.n_replicas x n_snapshots)", f"1 to {n_train}")
+    steps = train["steps"]
+    if train["warmup_steps"] >= steps:
+        yield problem(f"{key}.warmup_steps", train["warmup_steps"], f"not below training.steps = {steps}",
+                      f"0 to {steps - 1}")
+    if train["checkpoint_every"] > steps:
+        yield problem(f"{key}.checkpoint_every", train["checkpoint_every"],
+                      f"larger than training.steps = {steps}, so no checkpoint would be written", f"1 to {steps}")
+
+
+@experiment_check()
+def _time_grid(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
+    """Durations are taken in whole steps of dt; one that is not a multiple would be rounded and the
+    recorded times would be wrong."""
+    sim = exp["simulation"]
+    dt, key = sim["dt"], f"experiments.{name}.simulation"
+    tr = sim["trajectories"]
+    durations = {"t_burn_in": sim["t_burn_in"], "trajectories.t_record": tr["t_record"]}
+    if sim["n_snapshots"] > 1:
+        durations["t_between"] = sim["t_between"]
+    for sub, t in durations.items():
+        if t == 0 and sub == "t_burn_in":
+            continue
+        if not _is_multiple(t, dt):
+            yield problem(f"{key}.{sub}", t, f"not a whole number of steps of simulation.dt = {dt}",
+                          f"a positive multiple of dt, e.g. {max(round(t / dt), 1) * dt:g}")
+    if tr["t_record"] > tr["duration"]:
+        yield problem(f"{key}.trajectories.t_record", tr["t_record"],
+                      f"longer than trajectories.duration = {tr['duration']}", f"dt to {tr['duration']}")
+
+
+@experiment_check()
+def _map_ranges(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
+    for sub in ("x_range", "g_range"):
+        if sub in exp.get("map", {}):
+            lo, hi = exp["map"][sub]
+            if not lo < hi:
+                yield problem(f"experiments.{name}.map.{sub}", [lo, hi], "not increasing", "[low, high] with low < high")
+
+
+@experiment_check("ring")
+def _ring(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
+    p, dt = exp["parameters"], exp["simulation"]["dt"]
+    half = p["L"] / 2
+    lo, hi = exp["map"]["x_range"]
+    if lo < -half or hi > half:
+        yield problem(f"experiments.{name}.map.x_range", [lo, hi], f"leaves the ring of length L = {p['L']}",
+                      f"within [-L/2, L/2] = [{-half}, {half}]")
+    # Stiffest relaxation rates: the displacement's repulsion 2μ|f'| ≤ 2μk, and γ for g.
+    rate = max(2 * p["mu"] * p["k"], p["gamma"])
+    if rate * dt > MAX_RATE_DT:
+        yield problem(f"experiments.{name}.simulation.dt", dt,
+                      f"too large for the stiffest rate max(2·mu·k, gamma) = {rate:g} (rate·dt = {rate * dt:.3g})",
+                      f"dt ≤ {MAX_RATE_DT / rate:.3g} (rate·dt ≤ {MAX_RATE_DT})")
+
+
+@experiment_check("linear")
+def _linear(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
+    p, dt = exp["parameters"], exp["simulation"]["dt"]
+    # Stiffest rates: the trap with all springs, μ(A + kN), and γ for g.
+    rate = max(p["mu"] * (p["trap"] + p["spring"] * p["n_particles"]), p["gamma"])
+    if rate * dt > MAX_RATE_DT:
+        yield problem(f"experiments.{name}.simulation.dt", dt,
+                      f"too large for the stiffest rate max(mu·(trap + spring·N), gamma) = {rate:g}",
+                      f"dt ≤ {MAX_RATE_DT / rate:.3g} (rate·dt ≤ {MAX_RATE_DT})")

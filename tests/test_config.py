@@ -1,0 +1,177 @@
+"""Bad configs: each is fed to the real `snakemake -n`, which must exit non-zero before building the DAG,
+with a message naming the offending key and the allowed values."""
+
+import copy
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from activeflow import config as afconfig
+from activeflow.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def merged(*names: str) -> dict:
+    """config.yaml with presets merged on top, as Snakemake does with --configfile."""
+
+    def merge(a: dict, b: dict) -> None:
+        for k, v in b.items():
+            if isinstance(v, dict) and isinstance(a.get(k), dict):
+                merge(a[k], v)
+            else:
+                a[k] = v
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for name in names:
+        merge(cfg, yaml.safe_load((ROOT / "config" / name).read_text()))
+    return cfg
+
+
+BASE = merged("test.yaml")
+
+
+def ring(c):
+    return c["experiments"]["ring"]
+
+
+# (id, edit of the test config, substrings the message must contain: the key and the allowed values)
+CASES = [
+    ("unknown-key", lambda c: ring(c)["training"].update(optimiser="adam"),
+     ["experiments.ring.training.optimiser: unknown key", "did you mean 'optimizer'", "checkpoint_every, clip_norm"]),
+    ("unknown-top-key", lambda c: c.update(sed=1), ["sed: unknown key", "experiments, figures, seed"]),
+    ("enum-optimizer", lambda c: ring(c)["training"].update(optimizer="sgd"),
+     ["experiments.ring.training.optimizer = 'sgd'", "allowed: 'adam', 'radam'"]),
+    ("enum-system", lambda c: ring(c).update(system="rings"), ["experiments.ring.system = 'rings'", "allowed: 'ring'"]),
+    ("enum-network", lambda c: ring(c)["network"].update(kind="cnn"), ["experiments.ring.network.kind = 'cnn'", "'mlp'"]),
+    ("enum-format", lambda c: c["figures"].update(formats=["png", "jpg"]),
+     ["figures.formats[1] = 'jpg'", "allowed: 'png', 'pdf', 'svg'"]),
+    ("yaml-float-as-text", lambda c: ring(c)["training"].update(learning_rate="1e-3"),
+     ["experiments.ring.training.learning_rate = '1e-3'", "write 1.0e-3", "type number"]),
+    ("float-for-integer", lambda c: ring(c)["training"].update(steps=20.5),
+     ["experiments.ring.training.steps = 20.5", "type integer"]),
+    ("bool-for-integer", lambda c: ring(c)["simulation"].update(n_replicas=True),
+     ["experiments.ring.simulation.n_replicas = True", "type integer"]),
+    ("int-for-bool", lambda c: ring(c)["network"].update(periodic=1),
+     ["experiments.ring.network.periodic = 1", "type boolean"]),
+    ("eps-zero", lambda c: ring(c)["parameters"].update(eps=0.0),
+     ["experiments.ring.parameters.eps = 0.0", "number > 0"]),
+    ("ema-decay-one", lambda c: ring(c)["training"].update(ema_decay=1.0),
+     ["experiments.ring.training.ema_decay = 1.0", "0 ≤ number < 1"]),
+    ("too-few-replicas", lambda c: ring(c)["simulation"].update(n_replicas=1),
+     ["experiments.ring.simulation.n_replicas = 1", "integer ≥ 2"]),
+    ("dpi-range", lambda c: c["figures"].update(dpi=5000), ["figures.dpi = 5000", "30 ≤ integer ≤ 1200"]),
+    ("negative-seed", lambda c: c.update(seed=-1), ["seed = -1", "integer ≥ 0"]),
+    ("missing-key", lambda c: ring(c)["training"].pop("lambda_fpe"),
+     ["experiments.ring.training.lambda_fpe: required key is missing", "lambda_sm, lambda_fpe"]),
+    ("missing-seed", lambda c: c.pop("seed"), ["seed: required key is missing", "seed, experiments, figures"]),
+    ("range-one-number", lambda c: ring(c)["map"].update(x_range=[-8.0]),
+     ["experiments.ring.map.x_range = [-8.0]", "exactly 2 items"]),
+    ("bad-experiment-name", lambda c: c["experiments"].update({"ring v2": copy.deepcopy(ring(c))}),
+     ["experiments: name 'ring v2'", "letters, digits, _ and -"]),
+    ("experiment-empty", lambda c: c["experiments"].update(ring=None),
+     ["experiments.ring = None", "type object"]),
+    # cross-key checks
+    ("ring-experiment", lambda c: c["figures"].update(ring_experiment="rign"),
+     ["figures.ring_experiment = 'rign'", "allowed: 'ring'"]),
+    ("batch-exceeds-data", lambda c: ring(c)["training"].update(batch_size=2048),
+     ["experiments.ring.training.batch_size = 2048", "allowed: 1 to 1024"]),
+    ("map-leaves-ring", lambda c: ring(c)["map"].update(x_range=[-9.0, 8.0]),
+     ["experiments.ring.map.x_range = [-9.0, 8.0]", "[-8.0, 8.0]"]),
+    ("map-decreasing", lambda c: ring(c)["map"].update(g_range=[5.0, -5.0]),
+     ["experiments.ring.map.g_range = [5.0, -5.0]", "low < high"]),
+    ("warmup-not-below-steps", lambda c: ring(c)["training"].update(warmup_steps=20),
+     ["experiments.ring.training.warmup_steps = 20", "allowed: 0 to 19"]),
+    ("checkpoint-after-end", lambda c: ring(c)["training"].update(checkpoint_every=21),
+     ["experiments.ring.training.checkpoint_every = 21", "allowed: 1 to 20"]),
+    ("dt-too-stiff", lambda c: ring(c)["simulation"].update(dt=0.25, t_between=0.5, t_burn_in=2.0,
+                                                           trajectories=dict(n=2, duration=5.0, t_record=0.25)),
+     ["experiments.ring.simulation.dt = 0.25", "dt ≤ 0.1"]),
+    ("t-between-off-grid", lambda c: ring(c)["simulation"].update(t_between=0.0015),
+     ["experiments.ring.simulation.t_between = 0.0015", "multiple of dt, e.g. 0.002"]),
+    ("t-record-after-end", lambda c: ring(c)["simulation"]["trajectories"].update(t_record=6.0),
+     ["experiments.ring.simulation.trajectories.t_record = 6.0", "allowed: dt to 5.0"]),
+]
+
+
+def dry_run(case_dir: Path, cfg: dict) -> subprocess.CompletedProcess:
+    """`snakemake -n` of this checkout's Snakefile, with `cfg` as the whole config.yaml of a fresh
+    working directory (a full file, so that keys can also be removed)."""
+    (case_dir / "config").mkdir(parents=True)
+    (case_dir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return subprocess.run(
+        [SNAKEMAKE, "-n", "--cores", "1", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(case_dir)],
+        cwd=case_dir, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """All cases (and the unedited config) at once, a few processes in parallel: each costs ~1.5 s."""
+    jobs = {"valid": BASE}
+    for name, edit, _ in CASES:
+        cfg = copy.deepcopy(BASE)
+        edit(cfg)
+        jobs[name] = cfg
+    dirs = {name: tmp_path_factory.mktemp(name) for name in jobs}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        procs = dict(zip(jobs, pool.map(lambda n: dry_run(dirs[n], jobs[n]), jobs)))
+    return {name: (procs[name], dirs[name]) for name in jobs}
+
+
+def test_there_are_enough_distinct_cases():
+    assert len({name for name, _, _ in CASES}) == len(CASES) >= 20
+
+
+@pytest.mark.workflow
+def test_the_unedited_config_plans_jobs(dry_runs):
+    proc, _ = dry_runs["valid"]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train_score" in proc.stdout
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name,expected", [(n, e) for n, _, e in CASES], ids=[n for n, _, _ in CASES])
+def test_bad_config_is_refused_by_snakemake(dry_runs, name, expected):
+    proc, case_dir = dry_runs[name]
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-2000:]
+    assert "invalid configuration" in out, out[-3000:]
+    for text in expected:
+        assert text in out, f"{text!r} not in:\n{out[-3000:]}"
+    assert "Building DAG" not in out  # refused before the DAG, so before any job
+    assert not (case_dir / "results").exists()
+
+
+def test_every_problem_is_reported_at_once():
+    cfg = copy.deepcopy(BASE)
+    ring(cfg)["training"].update(optimizer="sgd", steps=0)
+    ring(cfg)["parameters"].pop("L")
+    with pytest.raises(ConfigError) as err:
+        afconfig.validate(cfg, SCHEMA)
+    lines = [line for line in str(err.value).splitlines() if line.startswith("  - ")]
+    assert len(lines) == 3, err.value
+    assert "3 problems" in str(err.value)
+
+
+def test_shipped_configs_are_valid():
+    for presets in ((), ("quick.yaml",), ("test.yaml",)):
+        afconfig.validate(merged(*presets), SCHEMA)
+
+
+def test_a_new_system_can_register_its_checks(monkeypatch):
+    monkeypatch.setattr(afconfig, "_EXPERIMENT_CHECKS", list(afconfig._EXPERIMENT_CHECKS))
+
+    @afconfig.experiment_check("ring")
+    def _no_v0(name, exp, cfg):
+        if exp["parameters"]["v0"] > 0.2:
+            yield afconfig.problem(f"experiments.{name}.parameters.v0", exp["parameters"]["v0"], "too fast", "≤ 0.2")
+
+    with pytest.raises(ConfigError, match=r"experiments.ring.parameters.v0 = 0.25: too fast; allowed: ≤ 0.2"):
+        afconfig.validate(copy.deepcopy(BASE), SCHEMA)
