@@ -170,7 +170,8 @@ class Trap(AOUPSystem):
         return -self.trap * x.shape[1] + pair.sum(axis=1)
 
     def initial_positions(self, key: jax.Array, n: int) -> Float[Array, "n N d"]:
-        """Uniform in a ball of packing fraction about 1/2 around the trap centre (burn-in does the rest)."""
+        """Uniform in a ball of radius a(2N)^{1/d} around the trap centre (packing fraction 1/2 in d = 2);
+        burn-in does the rest."""
         kdir, krad = jax.random.split(key)
         shape = (n, self.n_particles, self.dim)
         direction = jax.random.normal(kdir, shape)
