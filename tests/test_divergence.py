@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,3 +70,21 @@ def test_boltzmann_shifted_model_divergence(rng, linear):
 def test_soft_disk_ring_model_divergence(ring):
     model = ScoreModel(MLPScore(1, 1, 8, 1, ring.length, key=jax.random.key(4)), dataclasses.replace(ring), shift=True)
     _check(model, jnp.array([[2.1]]), jnp.array([[0.3]]))
+
+
+def test_transformer_divergence_per_particle(rng):
+    from activeflow.transformer import TransformerScore
+
+    net = TransformerScore(dim=2, embed_dim=16, n_layers=2, n_heads=2, mlp_width=16, mlp_depth=2, key=jax.random.key(5))
+    x, g = (jnp.asarray(a) for a in rng.normal(scale=1.5, size=(2, 5, 2)))
+    _check(eqx.filter_jit(net), x, g)
+
+
+def test_boltzmann_shifted_transformer_on_the_trap(rng):
+    from activeflow.systems import Trap
+    from activeflow.transformer import TransformerScore
+
+    trap = Trap(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.3, gamma=0.1, eps=0.1, trap=0.05, n_particles=5, dim=2)
+    net = TransformerScore(dim=2, embed_dim=16, n_layers=1, n_heads=4, mlp_width=8, mlp_depth=1, key=jax.random.key(6))
+    x, g = (jnp.asarray(a) for a in rng.normal(scale=1.5, size=(2, 5, 2)))
+    _check(eqx.filter_jit(ScoreModel(net, trap, shift=True)), x, g)

@@ -10,7 +10,7 @@ import pytest
 from activeflow.forces import soft_disk_force, soft_disk_force_divergence, softplus
 from activeflow.flow import flow_fields
 from activeflow.networks import MLPScore
-from activeflow.systems import Linear, Ring
+from activeflow.systems import Linear, Ring, Trap
 
 
 def test_boltzmann_score_gives_zero_velocity_and_epr_at_v0_zero(ring):
@@ -64,8 +64,9 @@ def _drift_divergence_reference(system, x, g):
     [
         Ring(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.25, gamma=0.1, eps=0.1, length=16.0),
         Linear(mu=0.7, v0=0.5, gamma=0.3, eps=0.1, trap=1.2, spring=0.4, n_particles=4, dim=2),
+        Trap(a=1.0, k=2.5, beta=7.5, mu=0.7, v0=0.3, gamma=0.2, eps=0.1, trap=0.05, n_particles=5, dim=2),
     ],
-    ids=["ring", "linear"],
+    ids=["ring", "linear", "trap"],
 )
 def test_drift_divergence_matches_full_jacobian(system, rng):
     for _ in range(5):

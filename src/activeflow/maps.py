@@ -1,5 +1,8 @@
 """Stage `aggregate_map`: fields on grids.
 
+For many particles in the plane (the trap, §6.4) `binned_mean` maps a per-particle value over space:
+per cell, the sum over all particles and snapshots divided by the number of particles seen there.
+
 For the ring (one displacement coordinate x and one g) the whole phase space is a 2-D grid: the
 density ρ from a histogram of samples, and v, its divergences and the EPR densities evaluated by the
 learned score at the cell centres. Density-weighted versions (current j = ρv, ρ∇·v) are what Figs.
@@ -7,6 +10,7 @@ learned score at the cell centres. Density-weighted versions (current j = ρv, �
 """
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import scipy.ndimage
@@ -24,6 +28,52 @@ def bin_edges(lo: float, hi: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Edges and true centres (midpoints) of `bins` equal cells on [lo, hi]."""
     edges = np.linspace(lo, hi, bins + 1)
     return edges, 0.5 * (edges[:-1] + edges[1:])
+
+
+class BinnedMean(NamedTuple):
+    """Per-cell statistics of a value carried by points in the plane; 2-D arrays are (y, x), as drawn."""
+
+    sum: np.ndarray  # sum of the values in each cell
+    counts: np.ndarray  # points in each cell
+    mean: np.ndarray  # sum / counts, NaN where counts < min_count
+    x: np.ndarray  # cell centres
+    y: np.ndarray
+    x_edges: np.ndarray
+    y_edges: np.ndarray
+    n_outside: int  # points outside the extent, dropped
+
+
+def binned_mean(
+    positions: np.ndarray,
+    values: np.ndarray,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    bins: int | tuple[int, int],
+    min_count: int = 1,
+) -> BinnedMean:
+    """Mean of `values` (n_points,) per cell of a grid over `positions` (n_points, 2).
+
+    Normalised by the number of points per cell, never by the sum of the values, which for a signed
+    field such as ∇·v is near zero (DESIGN.md §7). Cells are [lo, hi) with the last one closed, as in
+    `np.histogram2d`; points outside the extent are dropped and counted."""
+    positions, values = np.asarray(positions, float), np.asarray(values, float)
+    if positions.ndim != 2 or positions.shape[1] != 2 or values.shape != positions.shape[:1]:
+        raise ValueError(f"need positions (n, 2) and values (n,); got {positions.shape} and {values.shape}")
+    if not (np.isfinite(positions).all() and np.isfinite(values).all()):
+        raise ValueError("positions and values must be finite")
+    if min_count < 1:
+        raise ValueError(f"min_count={min_count}: must be at least 1 (an empty cell has no mean)")
+    bx, by = (bins, bins) if np.isscalar(bins) else bins
+    x_edges, xc = bin_edges(*x_range, int(bx))
+    y_edges, yc = bin_edges(*y_range, int(by))
+    x, y = positions.T
+    inside = (x >= x_edges[0]) & (x <= x_edges[-1]) & (y >= y_edges[0]) & (y <= y_edges[-1])
+    edges = [x_edges, y_edges]
+    counts = np.histogram2d(x[inside], y[inside], bins=edges)[0].T
+    total = np.histogram2d(x[inside], y[inside], bins=edges, weights=values[inside])[0].T
+    seen = counts >= min_count
+    mean = np.divide(total, counts, out=np.full_like(total, np.nan), where=seen)
+    return BinnedMean(total, counts, mean, xc, yc, x_edges, y_edges, int((~inside).sum()))
 
 
 def phase_space_map(

@@ -1,4 +1,5 @@
-"""Score networks. `ScoreModel` adds the optional Boltzmann shift (F.3.2) to a network's output."""
+"""Score networks (an MLP here; the particle transformer in `activeflow.transformer`). `ScoreModel`
+adds the optional Boltzmann shift (F.3.2) to a network's output."""
 
 from typing import Any
 
@@ -8,6 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from activeflow.systems import AOUPSystem
+from activeflow.transformer import TransformerScore
 
 Snapshot = Float[Array, "N d"]
 
@@ -52,7 +54,7 @@ class MLPScore(eqx.Module):
         return self.net_x(h).reshape(x.shape), self.net_g(h).reshape(g.shape)
 
 
-NETWORKS: dict[str, type[eqx.Module]] = {"mlp": MLPScore}
+NETWORKS: dict[str, type[eqx.Module]] = {"mlp": MLPScore, "transformer": TransformerScore}
 
 
 class ScoreModel(eqx.Module):
@@ -87,5 +89,17 @@ def network_hyperparameters(system: AOUPSystem, network: dict[str, Any]) -> dict
             width=int(network["width"]),
             depth=int(network["depth"]),
             period=system.box if network.get("periodic", True) else None,
+        )
+    if kind == "transformer":
+        if system.box is not None:
+            raise ValueError("network kind 'transformer' has no periodic embedding yet; use it in open space (trap)")
+        # No n_particles: the same weights apply to any number of particles.
+        return dict(
+            dim=system.dim,
+            embed_dim=int(network["embed_dim"]),
+            n_layers=int(network["n_layers"]),
+            n_heads=int(network["n_heads"]),
+            mlp_width=int(network["mlp_width"]),
+            mlp_depth=int(network["mlp_depth"]),
         )
     raise ValueError(f"unknown network kind {kind!r}; allowed: {sorted(NETWORKS)}")

@@ -1,0 +1,125 @@
+"""The particle transformer of App. E (Fig. 4) and attention rollout (App. E.3).
+
+Tokens are particles: x^i and g^i are embedded by separate MLPs (to d_e/2 each) and concatenated (92);
+L post-LayerNorm encoder layers (91) mix them by multi-head self-attention; a particle-wise MLP decodes
+s_x^i and another s_g^i. There is no positional encoding, so the network is permutation-equivariant by
+construction and works for any number of particles.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+Snapshot = Float[Array, "N d"]
+Tokens = Float[Array, "N d_e"]
+
+
+class EncoderLayer(eqx.Module):
+    """One layer of (91): X ← LN(X + MultiHead(X)); X ← LN(X + ψ(X)), ψ a one-hidden-layer MLP per
+    particle ("a single-layer MLP", App. E.2)."""
+
+    attention: eqx.nn.MultiheadAttention
+    norm_attention: eqx.nn.LayerNorm
+    mlp: eqx.nn.MLP
+    norm_mlp: eqx.nn.LayerNorm
+
+    def __init__(self, embed_dim: int, n_heads: int, mlp_width: int, *, key: PRNGKeyArray):
+        katt, kmlp = jax.random.split(key)
+        # d_h = d_e/h (App. E.1); biases as in the usual transformer layers.
+        self.attention = eqx.nn.MultiheadAttention(
+            n_heads, embed_dim, use_query_bias=True, use_key_bias=True, use_value_bias=True,
+            use_output_bias=True, key=katt,
+        )
+        self.norm_attention = eqx.nn.LayerNorm(embed_dim)
+        self.mlp = eqx.nn.MLP(embed_dim, embed_dim, mlp_width, depth=1, activation=jax.nn.gelu, key=kmlp)
+        self.norm_mlp = eqx.nn.LayerNorm(embed_dim)
+
+    def __call__(self, h: Tokens) -> Tokens:
+        h = jax.vmap(self.norm_attention)(h + self.attention(h, h, h))
+        return jax.vmap(self.norm_mlp)(h + jax.vmap(self.mlp)(h))
+
+    def head_weights(self, h: Tokens) -> Float[Array, "heads N N"]:
+        """softmax(QKᵀ/√d_h) of each head (89); row i is how particle i attends to every particle."""
+        att = self.attention
+        n = h.shape[0]
+        q = jax.vmap(att.query_proj)(h).reshape(n, att.num_heads, att.qk_size)
+        k = jax.vmap(att.key_proj)(h).reshape(n, att.num_heads, att.qk_size)
+        logits = jnp.einsum("ihc,jhc->hij", q, k) / math.sqrt(att.qk_size)
+        return jax.nn.softmax(logits, axis=-1)
+
+    def attention_weights(self, h: Tokens) -> Float[Array, "N N"]:
+        """Head-averaged attention map of this layer (row-stochastic)."""
+        return self.head_weights(h).mean(axis=0)
+
+
+class TransformerScore(eqx.Module):
+    """Score network of Fig. 4: (x, g) of shape (N, d) → (s_x, s_g) of shape (N, d)."""
+
+    embed_x: eqx.nn.MLP
+    embed_g: eqx.nn.MLP
+    layers: tuple[EncoderLayer, ...]
+    decode_x: eqx.nn.MLP
+    decode_g: eqx.nn.MLP
+    dim: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        embed_dim: int,
+        n_layers: int,
+        n_heads: int,
+        mlp_width: int,
+        mlp_depth: int,
+        *,
+        key: PRNGKeyArray,
+    ):
+        if embed_dim % 2 or embed_dim % n_heads:
+            raise ValueError(f"embed_dim={embed_dim} must be even and a multiple of n_heads={n_heads}")
+        self.dim = dim
+        kx, kg, kdx, kdg, *klayers = jax.random.split(key, 4 + n_layers)
+        mlp = dict(width_size=mlp_width, depth=mlp_depth, activation=jax.nn.gelu)
+        self.embed_x = eqx.nn.MLP(dim, embed_dim // 2, **mlp, key=kx)
+        self.embed_g = eqx.nn.MLP(dim, embed_dim // 2, **mlp, key=kg)
+        self.layers = tuple(EncoderLayer(embed_dim, n_heads, mlp_width, key=k) for k in klayers)
+        self.decode_x = eqx.nn.MLP(embed_dim, dim, **mlp, key=kdx)
+        self.decode_g = eqx.nn.MLP(embed_dim, dim, **mlp, key=kdg)
+
+    def embed(self, x: Snapshot, g: Snapshot) -> Tokens:
+        """The token matrix X of (92): rows (φ_x(x^i), φ_g(g^i))."""
+        return jnp.concatenate([jax.vmap(self.embed_x)(x), jax.vmap(self.embed_g)(g)], axis=-1)
+
+    def __call__(self, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
+        h = self.embed(x, g)
+        for layer in self.layers:
+            h = layer(h)
+        return jax.vmap(self.decode_x)(h), jax.vmap(self.decode_g)(h)
+
+    def attention_maps(self, x: Snapshot, g: Snapshot) -> Float[Array, "L N N"]:
+        """Head-averaged attention map A_l of every layer, in order, for one snapshot."""
+        h, maps = self.embed(x, g), []
+        for layer in self.layers:
+            maps.append(layer.attention_weights(h))
+            h = layer(h)
+        return jnp.stack(maps)
+
+
+def rollout(maps: Float[Array, "L N N"]) -> Float[Array, "N N"]:
+    """Attention rollout (93): A = ½(I + A_L) ⋯ ½(I + A_1). The identity stands for the residual
+    connection and ½ keeps every row summing to 1; later layers multiply from the left, so row i of A
+    is how the output token of particle i draws on the input particles (Abnar & Zuidema, ref. [81])."""
+    eye = jnp.eye(maps.shape[-1], dtype=maps.dtype)
+    out = eye
+    for a in maps:
+        out = 0.5 * (eye + a) @ out
+    return out
+
+
+def attention_rollout(model: eqx.Module, x: Snapshot, g: Snapshot) -> Float[Array, "N N"]:
+    """Rolled-out attention of a `TransformerScore`, or of a `ScoreModel` wrapping one, at one snapshot."""
+    network = getattr(model, "network", model)
+    if not isinstance(network, TransformerScore):
+        raise TypeError(f"attention rollout needs a transformer network, not {type(network).__name__}")
+    return rollout(network.attention_maps(x, g))
