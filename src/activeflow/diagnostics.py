@@ -57,10 +57,7 @@ def run(
     model_path: str, spec_path: str, samples_path: str, nc_path: str, csv_path: str, expected: dict | None = None
 ) -> None:
     """Stage `diagnose`; `expected` (the config's system, parameters, network) guards against a stale model."""
-    model, spec = io.load_model(model_path, spec_path, expected)
-    samples = io.read_netcdf(samples_path, required=("x", "g"))
-    shape = (model.system.n_particles, model.system.dim)
-    io.check_samples(samples, samples_path, spec["system"], spec["parameters"], shape)
+    model, spec, samples = io.load_evaluation_inputs(model_path, spec_path, samples_path, expected)
     ds = invariants(model, model.system, samples.x.values, samples.g.values)
     table = summary(ds, samples.replica.values if "replica" in samples else None)
     io.write_netcdf(ds, nc_path, dict(stage="diagnose", model=str(model_path), samples=str(samples_path), spec=spec))

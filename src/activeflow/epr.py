@@ -112,10 +112,7 @@ def run(
     model_path: str, spec_path: str, samples_path: str, epr_path: str, summary_path: str, expected: dict | None = None
 ) -> None:
     """Stage `compute_epr`; `expected` (the config's system, parameters, network) guards against a stale model."""
-    model, spec = io.load_model(model_path, spec_path, expected)
-    samples = io.read_netcdf(samples_path, required=("x", "g"))
-    shape = (model.system.n_particles, model.system.dim)
-    io.check_samples(samples, samples_path, spec["system"], spec["parameters"], shape)
+    model, spec, samples = io.load_evaluation_inputs(model_path, spec_path, samples_path, expected)
     log.info("evaluating v and its divergences on %d held-out snapshots", samples.sizes["sample"])
     ds = add_score_free(epr_dataset(model, model.system, samples.x.values, samples.g.values), model.system)
     replica = samples.replica.values if "replica" in samples else None

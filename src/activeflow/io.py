@@ -207,3 +207,18 @@ def load_model(
     if trailing:
         raise InputFileError(f"{model_path}: holds more weights than the spec in {spec_path} describes")
     return model, spec
+
+
+def load_evaluation_inputs(
+    model_path: str | os.PathLike,
+    spec_path: str | os.PathLike,
+    samples_path: str | os.PathLike,
+    expected: dict[str, Any] | None = None,
+) -> tuple[eqx.Module, dict[str, Any], xr.Dataset]:
+    """The model and the samples a stage evaluates it on, both checked: the model against the config
+    (`expected`), the samples against the model's system."""
+    model, spec = load_model(model_path, spec_path, expected)
+    samples = read_netcdf(samples_path, required=("x", "g"))
+    shape = (model.system.n_particles, model.system.dim)
+    check_samples(samples, samples_path, spec["system"], spec["parameters"], shape)
+    return model, spec, samples

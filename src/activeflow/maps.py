@@ -153,10 +153,7 @@ def run(
     expected: dict | None = None,
 ) -> None:
     """Stage `aggregate_map`; `expected` (the config's system, parameters, network) guards against a stale model."""
-    model, spec = io.load_model(model_path, spec_path, expected)
-    samples = io.read_netcdf(samples_path, required=("x", "g"))
-    shape = (model.system.n_particles, model.system.dim)
-    io.check_samples(samples, samples_path, spec["system"], spec["parameters"], shape)
+    model, spec, samples = io.load_evaluation_inputs(model_path, spec_path, samples_path, expected)
     log.info("phase-space map: %s bins over x %s, g %s from %d samples", bins, x_range, g_range, samples.sizes["sample"])
     ds = phase_space_map(model, model.system, samples.x.values, samples.g.values, x_range, g_range, bins, smoothing)
     outside = samples.sizes["sample"] - int(ds.counts.sum())

@@ -97,6 +97,19 @@ def advance_logged(
     return x, g
 
 
+def record(
+    system: AOUPSystem, key: jax.Array, x: Batch, g: Batch, dt: float, every: int, count: int, integrator: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` snapshots of a batch of replicas: the current state, then one every `every` steps.
+    Returns (x, g) of shape (count, R, N, d)."""
+    xs, gs = [np.asarray(x)], [np.asarray(g)]
+    for k in jax.random.split(key, max(count - 1, 0)):
+        x, g = advance(system, k, x, g, dt, every, integrator)
+        xs.append(np.asarray(x))
+        gs.append(np.asarray(g))
+    return np.stack(xs), np.stack(gs)
+
+
 def sample(
     system: AOUPSystem,
     key: jax.Array,
@@ -111,16 +124,11 @@ def sample(
     k0, kburn, ksnap = jax.random.split(key, 3)
     x, g = system.initial_state(k0, n_replicas)
     x, g = advance_logged(system, kburn, x, g, dt, n_steps_for(t_burn_in, dt), integrator, "burn-in")
-    xs, gs = [np.asarray(x)], [np.asarray(g)]
-    between = n_steps_for(t_between, dt)
-    for key_s in jax.random.split(ksnap, max(n_snapshots - 1, 0)):
-        x, g = advance(system, key_s, x, g, dt, between, integrator)
-        xs.append(np.asarray(x))
-        gs.append(np.asarray(g))
+    xs, gs = record(system, ksnap, x, g, dt, n_steps_for(t_between, dt), n_snapshots, integrator)
     # sample index = snapshot * n_replicas + replica
     replica = np.tile(np.arange(n_replicas), n_snapshots)
     times = np.repeat(t_burn_in + t_between * np.arange(n_snapshots), n_replicas)
-    return dict(x=np.concatenate(xs), g=np.concatenate(gs), replica=replica, time=times)
+    return dict(x=xs.reshape(-1, *xs.shape[2:]), g=gs.reshape(-1, *gs.shape[2:]), replica=replica, time=times)
 
 
 def trajectories(
@@ -139,12 +147,8 @@ def trajectories(
     x, g = advance(system, kburn, x, g, dt, n_steps_for(t_burn_in, dt), integrator)
     every = max(n_steps_for(t_record, dt), 1)
     n_records = n_steps_for(duration, dt) // every + 1
-    xs, gs = [np.asarray(x)], [np.asarray(g)]
-    for k in jax.random.split(krun, n_records - 1):
-        x, g = advance(system, k, x, g, dt, every, integrator)
-        xs.append(np.asarray(x))
-        gs.append(np.asarray(g))
-    return dict(x=np.stack(xs, 1), g=np.stack(gs, 1), time=np.arange(n_records) * every * dt)
+    xs, gs = record(system, krun, x, g, dt, every, n_records, integrator)
+    return dict(x=xs.swapaxes(0, 1), g=gs.swapaxes(0, 1), time=np.arange(n_records) * every * dt)
 
 
 def samples_dataset(s: dict[str, np.ndarray]) -> xr.Dataset:
