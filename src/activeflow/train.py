@@ -67,13 +67,20 @@ def make_optimizer(training: dict[str, Any]) -> tuple[optax.GradientTransformati
     return chain, schedule
 
 
-def make_train_step(optimizer: optax.GradientTransformation, lambda_sm: float, lambda_fpe: float, ema_decay: float):
+def make_train_step(
+    optimizer: optax.GradientTransformation,
+    lambda_sm: float,
+    lambda_fpe: float,
+    ema_decay: float,
+    divergence: str = "exact",
+    n_probes: int = 1,
+):
     @eqx.filter_jit
-    def train_step(model: ScoreModel, opt_state, ema, step, x, g, index):
+    def train_step(model: ScoreModel, opt_state, ema, step, x, g, index, probe_key):
         xb, gb = x[index], g[index]
 
         def loss_fn(m: ScoreModel) -> tuple[jax.Array, LossTerms]:
-            terms = composite_loss(m, m.system, xb, gb, lambda_sm, lambda_fpe)
+            terms = composite_loss(m, m.system, xb, gb, lambda_sm, lambda_fpe, divergence, probe_key, n_probes)
             return terms.total, terms
 
         (_, terms), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model)
@@ -125,6 +132,12 @@ def epoch_keys(key: jax.Array) -> tuple[jax.Array, jax.Array]:
     return kperm, kstep
 
 
+def probe_key(key: jax.Array, step: int) -> jax.Array:
+    """Hutchinson probes of `step` (stochastic divergence): derived from the step, so a resumed run
+    draws the same ones; fold_in(key, 1) is a stream apart from the two keys of `epoch_keys`."""
+    return jax.random.fold_in(jax.random.fold_in(key, 1), step)
+
+
 def data_order(kperm: jax.Array, epoch: int, n: int) -> jax.Array:
     """The permutation of the n training samples used in `epoch`."""
     return jax.random.permutation(jax.random.fold_in(kperm, epoch), n)
@@ -171,7 +184,8 @@ def fit(
     resample_steps = int(training["resample_steps"])
     optimizer, schedule = make_optimizer(training)
     train_step = make_train_step(
-        optimizer, float(training["lambda_sm"]), float(training["lambda_fpe"]), float(training["ema_decay"])
+        optimizer, float(training["lambda_sm"]), float(training["lambda_fpe"]), float(training["ema_decay"]),
+        training.get("divergence", "exact"), int(training.get("n_probes", 1)),
     )
     params = eqx.filter(model, eqx.is_inexact_array)
     state = dict(model=model, opt_state=optimizer.init(params), ema=params, x=x, g=g, key=jax.random.key_data(key))
@@ -188,7 +202,8 @@ def fit(
             kept = f"the last good checkpoint (step {start_step}) is kept in {path}; no model is written"
             log.info("resuming from checkpoint %s at step %d of %d", path, start_step, steps)
     model, opt_state, ema, x, g = (state[k] for k in ("model", "opt_state", "ema", "x", "g"))
-    kperm, kstep = epoch_keys(jax.random.wrap_key_data(jnp.asarray(state["key"])))
+    base_key = jax.random.wrap_key_data(jnp.asarray(state["key"]))
+    kperm, kstep = epoch_keys(base_key)
     per_epoch = n // batch
     start, order = time.perf_counter(), None
     for step in range(start_step, steps):
@@ -198,7 +213,9 @@ def fit(
                 x, g = advance(model.system, jax.random.fold_in(kstep, epoch), x, g, dt, resample_steps, integrator)
             order = data_order(kperm, epoch, n)
         index = order[epoch_step * batch : (epoch_step + 1) * batch]
-        model, opt_state, ema, terms, grad_norm = train_step(model, opt_state, ema, jnp.asarray(step, jnp.float32), x, g, index)
+        model, opt_state, ema, terms, grad_norm = train_step(
+            model, opt_state, ema, jnp.asarray(step, jnp.float32), x, g, index, probe_key(base_key, step)
+        )
         check_finite(step + 1, terms, float(grad_norm), kept)
         done = step + 1
         if done % log_every == 0 or done == steps:
