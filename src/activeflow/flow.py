@@ -1,6 +1,7 @@
 """The probability-flow velocity v = b − D s and its exact per-particle divergences (DESIGN.md §2)."""
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -27,17 +28,25 @@ class FlowFields(NamedTuple):
     div_v_g: Float[Array, " N"]  # ∇_{g^i}·v_g^i = −γd − D_g ∇_{g^i}·s_g^i
 
 
+def velocity(
+    system: AOUPSystem, x: Snapshot, g: Snapshot, s_x: Snapshot, s_g: Snapshot
+) -> tuple[Snapshot, Snapshot]:
+    """v = b − D s (6)."""
+    b_x, b_g = system.drift(x, g)
+    return b_x - system.Dx * s_x, b_g - system.Dg * s_g
+
+
 def flow_fields(score_fn: ScoreFn, system: AOUPSystem, x: Snapshot, g: Snapshot) -> FlowFields:
     s_x, s_g, div_s_x, div_s_g = score_and_divergence(score_fn, x, g)
-    b_x, b_g = system.drift(x, g)
+    v_x, v_g = velocity(system, x, g, s_x, s_g)
     div_b_x, div_b_g = system.drift_divergence(x, g)
     return FlowFields(
         s_x=s_x,
         s_g=s_g,
         div_s_x=div_s_x,
         div_s_g=div_s_g,
-        v_x=b_x - system.Dx * s_x,
-        v_g=b_g - system.Dg * s_g,
+        v_x=v_x,
+        v_g=v_g,
         div_v_x=div_b_x - system.Dx * div_s_x,
         div_v_g=div_b_g - system.Dg * div_s_g,
     )
@@ -52,9 +61,13 @@ def evaluate_fields(
     score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndarray, chunk: int = 4096
 ) -> dict[str, np.ndarray]:
     """`flow_fields` over many snapshots, in chunks of snapshots so memory stays bounded."""
-    parts = []
-    for start in range(0, x.shape[0], chunk):
-        xs = jnp.asarray(x[start : start + chunk], float)
-        gs = jnp.asarray(g[start : start + chunk], float)
-        parts.append({k: np.asarray(v) for k, v in _batch_fields(score_fn, system, xs, gs)._asdict().items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in FlowFields._fields}
+    return map_chunks(lambda xs, gs: _batch_fields(score_fn, system, xs, gs), x, g, chunk)._asdict()
+
+
+def map_chunks(fn: Callable[[Any, Any], Any], x: np.ndarray, g: np.ndarray, chunk: int) -> Any:
+    """fn(x, g) on chunks of snapshots (bounded memory); the results' leaves concatenated as numpy."""
+    parts = [
+        jax.tree.map(np.asarray, fn(jnp.asarray(x[i : i + chunk], float), jnp.asarray(g[i : i + chunk], float)))
+        for i in range(0, x.shape[0], chunk)
+    ]
+    return jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from activeflow.divergence import ScoreFn
-from activeflow.flow import flow_fields
+from activeflow.flow import flow_fields, velocity
 from activeflow.systems import AOUPSystem
 
 Batch = Float[Array, "B N d"]
@@ -52,7 +52,6 @@ def stochastic_snapshot_terms(
     """(|s|² + 2∇·s, r1, r2) for one snapshot with Hutchinson divergences; r1 and r2 are residual
     estimates from two independent sets of `n_probes` probes, so E[r1·r2] = (∇·v + v·s)²."""
     (s_x, s_g), tangent = jax.linearize(score_fn, x, g)
-    b_x, b_g = system.drift(x, g)
     div_b = sum(jnp.sum(d) for d in system.drift_divergence(x, g))
 
     def probe(k):
@@ -64,7 +63,7 @@ def stochastic_snapshot_terms(
         return ex_tx + eg_tg, system.Dx * ex_tx + system.Dg * eg_tg
 
     trace_j, trace_dj = jax.vmap(probe)(jax.random.split(key, 2 * n_probes))
-    v_x, v_g = b_x - system.Dx * s_x, b_g - system.Dg * s_g
+    v_x, v_g = velocity(system, x, g, s_x, s_g)
     v_dot_s = jnp.sum(v_x * s_x) + jnp.sum(v_g * s_g)
     sq = jnp.sum(s_x**2) + jnp.sum(s_g**2)
     r1 = div_b - jnp.mean(trace_dj[:n_probes]) + v_dot_s

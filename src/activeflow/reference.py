@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from activeflow.flow import map_chunks
 from activeflow.systems import AOUPSystem
 
 
@@ -39,11 +40,7 @@ def _stein(system: AOUPSystem, x, g):
 def _per_snapshot(fn, system: AOUPSystem, x: np.ndarray, g: np.ndarray, chunk: int = 65536) -> np.ndarray:
     if system.Dx <= 0:
         raise ValueError("score-free Ṡ_tot needs an invertible D (eps > 0)")
-    parts = [
-        np.asarray(fn(system, jnp.asarray(x[i : i + chunk], float), jnp.asarray(g[i : i + chunk], float)))
-        for i in range(0, x.shape[0], chunk)
-    ]
-    return np.concatenate(parts)
+    return map_chunks(lambda xs, gs: fn(system, xs, gs), x, g, chunk)
 
 
 def active_work_epr(system: AOUPSystem, x: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -1,7 +1,6 @@
 """Accuracy figure: learned Ṡ_tot against its reference as a function of v0, one panel per system."""
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
