@@ -38,6 +38,10 @@ include: "workflow/rules/common.smk"
 EXPERIMENTS = concrete_experiments(config)
 
 
+# The trap figures are drawn when a trap experiment is configured (figures.trap_experiment).
+FIGURES = RING_FIGURES + (TRAP_FIGURES if trap_experiments() else [])
+
+
 wildcard_constraints:
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
 
@@ -48,6 +52,7 @@ include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/epr.smk"
 include: "workflow/rules/maps.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/figures_trap.smk"
 include: "workflow/rules/accuracy.smk"
 
 

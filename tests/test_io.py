@@ -99,12 +99,12 @@ def _train(tmp):
                 spec_path=str(tmp / "out.json"), csv_path=str(tmp / "out.csv"))
 
 
-def _diagnose(tmp):
-    from activeflow import diagnostics
+def _compute_epr(tmp):
+    from activeflow import epr
 
     _samples(tmp / "heldout.nc")
-    return dict(stage=diagnostics.run, model_path=str(tmp / "model.eqx"), spec_path=str(tmp / "model.json"),
-                samples_path=str(tmp / "heldout.nc"), nc_path=str(tmp / "d.nc"), csv_path=str(tmp / "d.csv"),
+    return dict(stage=epr.run, model_path=str(tmp / "model.eqx"), spec_path=str(tmp / "model.json"),
+                samples_path=str(tmp / "heldout.nc"), epr_path=str(tmp / "e.nc"), summary_path=str(tmp / "e.csv"),
                 expected=dict(system="ring", parameters=PARAMS, network=NETWORK))
 
 
@@ -122,14 +122,14 @@ BAD_FILES = [
      "samples.nc: written by stage 'compute_epr', not by 'simulate'"),
     ("samples-with-nan", lambda t: _samples(t / "samples.nc", nan=True), _train,
      "samples.nc: x has 1 non-finite values (first in sample 3)"),
-    ("model-missing", lambda t: None, _diagnose, "model.eqx: file does not exist"),
-    ("model-other-hyperparameters", lambda t: _model(t, dict(NETWORK, width=16)), _diagnose,
+    ("model-missing", lambda t: None, _compute_epr, "model.eqx: file does not exist"),
+    ("model-other-hyperparameters", lambda t: _model(t, dict(NETWORK, width=16)), _compute_epr,
      "model.json: the model was trained for another configuration (network.width: 16 in the file, 8 in the config)"),
-    ("model-truncated", lambda t: (_model(t), _truncate(t / "model.eqx")), _diagnose,
+    ("model-truncated", lambda t: (_model(t), _truncate(t / "model.eqx")), _compute_epr,
      "model.eqx: weights are truncated or do not match the spec in"),
-    ("model-spec-not-json", lambda t: (_model(t), (t / "model.json").write_text("{oops")), _diagnose,
+    ("model-spec-not-json", lambda t: (_model(t), (t / "model.json").write_text("{oops")), _compute_epr,
      "model.json: not a model spec JSON"),
-    ("model-spec-foreign-json", lambda t: (_model(t), (t / "model.json").write_text('{"a": 1}')), _diagnose,
+    ("model-spec-foreign-json", lambda t: (_model(t), (t / "model.json").write_text('{"a": 1}')), _compute_epr,
      "model.json: not a model spec: missing keys ['system', 'parameters', 'network', 'hyperparameters']"),
 ]
 

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
@@ -21,20 +22,29 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SNAKEFMT = str(Path(sys.executable).with_name("snakefmt"))
-JAX_RULES = {"simulate", "train_score", "diagnose", "compute_epr", "aggregate_map"}  # resources: gpu=1
+JAX_RULES = {"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout"}  # resources: gpu=1
 
 EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
     "heldout.nc": {"x", "g", "replica", "time"},
     "trajectories.nc": {"x", "g"},
-    "epr.nc": {"x", "g", "v_x", "v_g", "div_x_v_x", "div_g_v_g", "div_v", "epr_x", "epr_g", "epr_total", "score_free"},
+    "epr.nc": {"x", "g", "v_x", "v_g", "div_x_v_x", "div_g_v_g", "div_v", "epr_x", "epr_g", "epr_total", "score_free",
+               "v_x_sq", "v_g_sq", "div_s_x", "div_s_g", "replica"},
     "diagnostics.nc": {"fpe_residual", "div_v", "v_dot_s", "sm_identity_x", "sm_identity_g"},
     "epr_map.nc": {"density", "counts", "v_x", "v_g", "epr_total", "div_v", "current_norm", "current_x", "current_g"},
 }
-FIGURES = ["fig02-ring-flow", "fig03-ring-system-epr", "fig12-force-smoothing",
-           "fig13-ring-decomposition", "fig14-ring-pointwise", "fig15-ring-diagnostics", "accuracy-epr"]
-LINEAR = ["linear-v0_0", "linear-v0_1"]  # the v0 sweep of config/test.yaml
-EXPERIMENTS = ["ring", *LINEAR]
+TRAP_VARIABLES = {
+    "epr_map.nc": {"counts", "v_x_sq", "v_g_sq", "epr_total", "div_x_v_x", "div_g_v_g", "div_v", "x_edges", "y_edges"},
+    "attention.nc": {"x", "g", "rollout", "layer_attention", "example"},
+}
+RING_FIGURES = ["fig02-ring-flow", "fig03-ring-system-epr", "fig12-force-smoothing",
+                "fig13-ring-decomposition", "fig14-ring-pointwise", "fig15-ring-diagnostics"]
+TRAP_FIGURES = ["fig05-trap-system-epr", "fig06-trap-total-epr", "fig07-trap-attention",
+                "fig16-trap-total-epr-parts", "fig17-trap-system-epr-parts", "fig18-trap-diagnostics"]
+FIGURES = RING_FIGURES + TRAP_FIGURES + ["accuracy-epr"]
+LINEAR = ["linear-v0_0", "linear-v0_1"]  # the v0 sweeps of config/test.yaml
+TRAP = ["trap-v0_0", "trap-v0_0.5"]
+EXPERIMENTS = ["ring", *LINEAR, *TRAP]
 PAPER_FIGURES = [name for name in FIGURES if name.startswith("fig")]
 FIGURE_RULES = {name: f"figure_{name[:5]}" for name in PAPER_FIGURES} | {"accuracy-epr": "figure_accuracy"}
 ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy"}  # `all` aside
@@ -122,7 +132,8 @@ def test_every_output_exists_and_opens(finished_run):
         for ext in ("png", "pdf"):
             assert (finished_run / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
     accuracy = pd.read_csv(finished_run / "results" / "accuracy.csv")
-    assert set(accuracy.experiment) == {"ring", *LINEAR}
+    assert set(accuracy.experiment) == {"ring", *LINEAR, *TRAP}
+    assert (accuracy[accuracy.experiment.isin(TRAP)].truth == "score_free").all()
     lin = accuracy[accuracy.experiment == "linear-v0_1"].set_index("quantity")
     assert set(lin.index) == {"S_tot", "S_tot_x", "S_tot_g", "E_div_v", "E_div_x_v_x", "E_div_g_v_g"}
     assert (lin.truth == "exact").all() and lin.loc["S_tot", "exact"] > 0
@@ -136,10 +147,31 @@ def test_every_output_exists_and_opens(finished_run):
 
 
 @pytest.mark.workflow
+def test_trap_outputs_per_v0(finished_run):
+    for exp in TRAP:
+        results = finished_run / "results" / exp
+        for name, variables in TRAP_VARIABLES.items():
+            with xr.open_dataset(results / name) as ds:
+                assert variables <= set(ds.variables), (exp, name, variables - set(ds.variables))
+        with xr.open_dataset(results / "epr_map.nc") as m, xr.open_dataset(results / "epr.nc") as e:
+            assert m.v_g_sq.dims == ("y", "x") and m.sizes == {"y": 16, "x": 16, "x_edge": 17, "y_edge": 17}
+            seen = m.counts.values >= 1
+            assert np.isnan(m.v_g_sq.values[~seen]).all() and np.isfinite(m.v_g_sq.values[seen]).all()
+            assert m.counts.values.sum() + m.attrs["n_outside"] == e.sizes["sample"] * e.sizes["particle"]
+            assert e.sizes["particle"] == 8
+        with xr.open_dataset(results / "samples.nc") as ds:
+            assert "burn_in_x_sq" in ds and "burn_in_drift_z_x_sq" in ds.attrs
+        spec = json.loads((results / "model.json").read_text())
+        assert spec["network"]["kind"] == "transformer" and spec["hyperparameters"]["zero_output"]
+    assert "stationarity:" in (finished_run / "logs" / TRAP[0] / "simulate.log").read_text()
+
+
+@pytest.mark.workflow
 def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
     logs = finished_run / "logs"
     stems = ["ring/aggregate_map", "accuracy"] + [f"figures/{name}" for name in FIGURES]
-    stems += [f"{exp}/{rule}" for exp in EXPERIMENTS for rule in sorted(JAX_RULES - {"aggregate_map"})]
+    stems += [f"{exp}/{rule}" for exp in EXPERIMENTS for rule in ("simulate", "train_score", "compute_epr", "diagnose")]
+    stems += [f"{exp}/{rule}" for exp in TRAP for rule in ("aggregate_map", "attention_rollout")]
     assert {str(p.relative_to(logs))[:-4] for p in logs.rglob("*.log")} == set(stems)
     for stem in stems:
         assert (logs / f"{stem}.log").is_file(), stem
@@ -166,7 +198,8 @@ def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
     first_log = sorted((finished_run / ".snakemake" / "log").glob("*.snakemake.log"))[0]
     jobs = [job for job in job_intervals(first_log.read_text()) if job[0] != "all"]
     assert {rule for rule, _, _ in jobs} == ALL_RULES
-    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 4 * len(EXPERIMENTS) + 1  # one map: the ring
+    # simulate, train, compute_epr per experiment; maps for the ring and each trap v0; attention per trap v0
+    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 3 * len(EXPERIMENTS) + 1 + 2 * len(TRAP)
     gpu = [job for job in jobs if job[0] in JAX_RULES]
     cpu = [job for job in jobs if job[0] not in JAX_RULES]
     overlaps = lambda a, b: a[1] < b[2] and b[1] < a[2]  # noqa: E731
@@ -284,15 +317,19 @@ def test_report_has_every_figure_with_its_caption_and_the_tables(finished_run):
         caption = results[path]["caption"]
         assert caption and "system-message" not in caption and "problematic" not in caption, (path, caption)
         name = Path(path).stem
-        if name in PAPER_FIGURES:
+        if name in RING_FIGURES:
             assert placed[path] in {("Two particles on a ring", "Main text"), ("Two particles on a ring", "Appendix F.2")}
             assert f"Reproduces <strong>Fig. {int(name[3:5])}</strong>" in caption, (path, caption)
             assert 'literal">ring</tt>' in caption  # the experiment drawn, from the config
+        elif name in TRAP_FIGURES:
+            assert placed[path] in {("Swimmers in a trap", "Main text"), ("Swimmers in a trap", "Appendix F.3")}
+            assert f"Reproduces <strong>Fig. {int(name[3:5])}</strong>" in caption, (path, caption)
+            assert 'literal">trap</tt>' in caption
         elif name == "accuracy-epr":
             assert placed[path][0] == "Accuracy" and "Not in the paper" in caption
         else:
             assert placed[path] == place, path
-    assert "Experiments configured in this run: ring, linear" in html
+    assert "Experiments configured in this run: ring, linear, trap" in html
 
 
 @pytest.mark.workflow

@@ -133,8 +133,11 @@ def _describe(error: Any) -> list[str]:
         return [problem(path, inst, f"has {len(inst)} items", f"a list of {count} items")]
     if v == "oneOf":
         return [problem(path, inst, "not allowed", schema.get("description", "see config/README.md"))]
-    if v == "not" and "required" in value and isinstance(inst, dict):
-        return [f"{_child(path, k)}: not allowed for this system; see config/README.md" for k in value["required"] if k in inst]
+    if v == "not" and isinstance(inst, dict):
+        # `not: {required: [...]}` or `not: {anyOf: [{required: [...]}, ...]}`: keys of another kind
+        keys = [k for alt in [value, *value.get("anyOf", [])] for k in alt.get("required", [])]
+        owner = "network kind" if "kind" in inst else "system"
+        return [f"{_child(path, k)}: not allowed for this {owner}; see config/README.md" for k in keys if k in inst]
     if v == "uniqueItems":
         return [problem(path, inst, "has repeated items", "each item at most once")]
     if v == "minProperties":
@@ -201,6 +204,19 @@ def _ring_figures(cfg: dict[str, Any]) -> Iterator[str]:
                       ", ".join(map(repr, allowed)) or "(no experiment of system 'ring' is configured)")
 
 
+@global_check
+def _trap_figures(cfg: dict[str, Any]) -> Iterator[str]:
+    trap = cfg["figures"].get("trap_experiment")
+    traps = sorted(n for n, e in cfg["experiments"].items() if e["system"] == "trap")
+    if trap is None:
+        if traps:
+            yield problem("figures.trap_experiment", None, "missing, but a trap experiment is configured",
+                          ", ".join(map(repr, traps)))
+    elif trap not in traps:
+        yield problem("figures.trap_experiment", trap, "not an experiment of system 'trap'",
+                      ", ".join(map(repr, traps)) or "(no experiment of system 'trap' is configured)")
+
+
 @experiment_check()
 def _training(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
     sim, train = exp["simulation"], exp["training"]
@@ -241,7 +257,7 @@ def _time_grid(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[
 
 @experiment_check()
 def _map_ranges(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
-    for sub in ("x_range", "g_range"):
+    for sub in ("x_range", "g_range", "y_range"):
         if sub in exp.get("map", {}):
             lo, hi = exp["map"][sub]
             if not lo < hi:
@@ -273,3 +289,47 @@ def _linear(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str
         yield problem(f"experiments.{name}.simulation.dt", dt,
                       f"too large for the stiffest rate max(mu·(trap + spring·N), gamma) = {rate:g}",
                       f"dt ≤ {MAX_RATE_DT / rate:.3g} (rate·dt ≤ {MAX_RATE_DT})")
+
+
+@experiment_check("trap")
+def _trap(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
+    p, sim, m = exp["parameters"], exp["simulation"], exp["map"]
+    key = f"experiments.{name}"
+    # Stiffest rates: the trap plus up to six touching neighbours, each of stiffness ≤ k; and γ.
+    rate = max(p["mu"] * (p["trap"] + 6 * p["k"]), p["gamma"])
+    if rate * sim["dt"] > MAX_RATE_DT:
+        yield problem(f"{key}.simulation.dt", sim["dt"],
+                      f"too large for the stiffest rate max(mu·(trap + 6k), gamma) = {rate:g}",
+                      f"dt ≤ {MAX_RATE_DT / rate:.3g} (rate·dt ≤ {MAX_RATE_DT})")
+    # The cluster: N disks of radius a at packing ~0.8 fill a disk of radius a·sqrt(N/0.8), and the
+    # active force spreads it further; the map must at least hold that disk around the trap centre.
+    radius = p["a"] * math.sqrt(p["n_particles"] / 0.8)
+    for sub in ("x_range", "y_range"):
+        lo, hi = m[sub]
+        if lo < hi and (lo > -radius or hi < radius):
+            yield problem(f"{key}.map.{sub}", [lo, hi],
+                          f"does not contain the packed cluster around the trap centre (radius ≈ a·sqrt(N/0.8) = {radius:.3g})",
+                          f"[low, high] with low ≤ {-radius:.3g} and high ≥ {radius:.3g}")
+    n_held = sim["n_heldout_replicas"] * sim["n_snapshots"]
+    if m["snapshot"] >= n_held:
+        yield problem(f"{key}.map.snapshot", m["snapshot"], "beyond the held-out set", f"0 to {n_held - 1}")
+    if m["attention_examples"] > p["n_particles"]:
+        yield problem(f"{key}.map.attention_examples", m["attention_examples"], "more than the particles",
+                      f"1 to {p['n_particles']}")
+    if exp["network"]["kind"] != "transformer":
+        yield problem(f"{key}.network.kind", exp["network"]["kind"],
+                      "the trap figures need attention maps (Fig. 7)", "'transformer'")
+
+
+@experiment_check()
+def _transformer(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
+    net = exp["network"]
+    if net["kind"] == "transformer":
+        d_e, h = net["embed_dim"], net["n_heads"]
+        if d_e % 2 or d_e % h:
+            yield problem(f"experiments.{name}.network.embed_dim", d_e,
+                          f"must split into x and g halves and into n_heads = {h} heads",
+                          f"an even multiple of n_heads, e.g. {2 * h * max(d_e // (2 * h), 1)}")
+        if exp["system"] in ("ring",):
+            yield problem(f"experiments.{name}.network.kind", "transformer",
+                          "has no periodic embedding for the ring", "'mlp'")

@@ -15,9 +15,6 @@ import pandas as pd
 import xarray as xr
 
 from activeflow import io
-from activeflow.flow import evaluate_fields
-from activeflow.divergence import ScoreFn
-from activeflow.systems import AOUPSystem
 from activeflow.stats import mean_stderr
 
 log = logging.getLogger(__name__)
@@ -25,21 +22,28 @@ log = logging.getLogger(__name__)
 INVARIANTS = ("fpe_residual", "div_v", "v_dot_s", "sm_identity_x", "sm_identity_g")
 
 
-def invariants(score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndarray) -> xr.Dataset:
-    f = evaluate_fields(score_fn, system, x, g)
-    n = x.shape[1]
+REQUIRED = ("s_x", "s_g", "v_x", "v_g", "div_s_x", "div_s_g", "div_x_v_x", "div_g_v_g")
 
-    def total(a: np.ndarray) -> np.ndarray:
+
+def invariants(epr: xr.Dataset) -> xr.Dataset:
+    """The invariants per snapshot from the per-particle fields of epr.nc (no network evaluation)."""
+    n = epr.sizes["particle"]
+
+    def total(name: str) -> np.ndarray:
+        a = epr[name].values
         return a.reshape(a.shape[0], -1).sum(-1) / n
 
-    div_v = total(f["div_v_x"] + f["div_v_g"])
-    v_dot_s = total(f["v_x"] * f["s_x"]) + total(f["v_g"] * f["s_g"])
+    def dot(a: str, b: str) -> np.ndarray:
+        return (epr[a].values * epr[b].values).reshape(epr.sizes["sample"], -1).sum(-1) / n
+
+    div_v = total("div_x_v_x") + total("div_g_v_g")
+    v_dot_s = dot("v_x", "s_x") + dot("v_g", "s_g")
     values = dict(
         fpe_residual=div_v + v_dot_s,
         div_v=div_v,
         v_dot_s=v_dot_s,
-        sm_identity_x=total(f["s_x"] ** 2) + total(f["div_s_x"]),
-        sm_identity_g=total(f["s_g"] ** 2) + total(f["div_s_g"]),
+        sm_identity_x=dot("s_x", "s_x") + total("div_s_x"),
+        sm_identity_g=dot("s_g", "s_g") + total("div_s_g"),
     )
     return xr.Dataset({k: ("sample", v, {"long_name": f"{k} per particle"}) for k, v in values.items()})
 
@@ -53,14 +57,13 @@ def summary(ds: xr.Dataset, replica: np.ndarray | None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run(
-    model_path: str, spec_path: str, samples_path: str, nc_path: str, csv_path: str, expected: dict | None = None
-) -> None:
-    """Stage `diagnose`; `expected` (the config's system, parameters, network) guards against a stale model."""
-    model, spec, samples = io.load_evaluation_inputs(model_path, spec_path, samples_path, expected)
-    ds = invariants(model, model.system, samples.x.values, samples.g.values)
-    table = summary(ds, samples.replica.values if "replica" in samples else None)
-    io.write_netcdf(ds, nc_path, dict(stage="diagnose", model=str(model_path), samples=str(samples_path), spec=spec))
+def run(epr_path: str, nc_path: str, csv_path: str) -> None:
+    """Stage `diagnose`, from the fields compute_epr evaluated on the held-out snapshots."""
+    epr = io.read_netcdf(epr_path, required=REQUIRED)
+    log.info("invariants of the stationary FPE on %d held-out snapshots", epr.sizes["sample"])
+    ds = invariants(epr)
+    table = summary(ds, epr.replica.values if "replica" in epr else None)
+    io.write_netcdf(ds, nc_path, dict(stage="diagnose", epr=str(epr_path), spec=io.stage_info(epr).get("spec")))
     io.write_csv(table, csv_path)
     for row in table.itertuples():
         log.info("%-14s μ = %+.4g  σ = %.4g  s.e. = %.2g", row.invariant, row.mean, row.std, row.stderr)

@@ -1,4 +1,5 @@
-"""Stage `compute_epr`: per-particle probability-flow velocity and entropy production rates.
+"""Stage `compute_epr`: per-particle score, probability-flow velocity, their exact divergences and the
+entropy production rates, on held-out snapshots (the one stage that evaluates the network there).
 
 For particle i (DESIGN.md §2, paper (16), (18)):
     total EPR density  |v^i|²_{D⁻¹} = |v_x^i|²/D_x + |v_g^i|²/D_g,
@@ -40,9 +41,13 @@ def epr_dataset(score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndar
             "s_g": (VECTOR, f["s_g"], {"long_name": "score, g part"}),
             "v_x": (VECTOR, f["v_x"], {"long_name": "probability-flow velocity, x part"}),
             "v_g": (VECTOR, f["v_g"], {"long_name": "probability-flow velocity, g part"}),
+            "div_s_x": (PARTICLE, f["div_s_x"], {"long_name": "∇_{x^i}·s_x^i"}),
+            "div_s_g": (PARTICLE, f["div_s_g"], {"long_name": "∇_{g^i}·s_g^i"}),
             "div_x_v_x": (PARTICLE, f["div_v_x"], {"long_name": "∇_{x^i}·v_x^i"}),
             "div_g_v_g": (PARTICLE, f["div_v_g"], {"long_name": "∇_{g^i}·v_g^i"}),
             "div_v": (PARTICLE, f["div_v_x"] + f["div_v_g"], {"long_name": "system EPR ∇_i·v^i"}),
+            "v_x_sq": (PARTICLE, np.sum(f["v_x"] ** 2, -1), {"long_name": "|v_x^i|²"}),
+            "v_g_sq": (PARTICLE, np.sum(f["v_g"] ** 2, -1), {"long_name": "|v_g^i|²"}),
             "epr_x": (PARTICLE, epr_x, {"long_name": "|v_x^i|²/D_x"}),
             "epr_g": (PARTICLE, epr_g, {"long_name": "|v_g^i|²/D_g"}),
             "epr_total": (PARTICLE, epr_x + epr_g, {"long_name": "total EPR density |v^i|²_{D⁻¹}"}),
@@ -116,6 +121,8 @@ def run(
     log.info("evaluating v and its divergences on %d held-out snapshots", samples.sizes["sample"])
     ds = add_score_free(epr_dataset(model, model.system, samples.x.values, samples.g.values), model.system)
     replica = samples.replica.values if "replica" in samples else None
+    if replica is not None:  # kept for the standard errors of later stages (diagnose)
+        ds = ds.assign(replica=("sample", replica, {"long_name": "index of the independent replica"}))
     table = summary(ds, model.system, replica)
     info = dict(stage="compute_epr", model=str(model_path), samples=str(samples_path), spec=spec)
     io.write_netcdf(ds, epr_path, info)

@@ -1,5 +1,7 @@
 """The probability-flow velocity v = b − D s and its exact per-particle divergences (DESIGN.md §2)."""
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -13,6 +15,7 @@ from activeflow.divergence import ScoreFn, score_and_divergence
 from activeflow.systems import AOUPSystem
 
 Snapshot = Float[Array, "N d"]
+log = logging.getLogger(__name__)
 
 
 class FlowFields(NamedTuple):
@@ -57,17 +60,29 @@ def _batch_fields(score_fn: ScoreFn, system: AOUPSystem, x: Float[Array, "B N d"
     return jax.vmap(lambda xi, gi: flow_fields(score_fn, system, xi, gi))(x, g)
 
 
+# Forward passes evaluated at once (snapshots × N·d Jacobian columns): bounds the memory of a chunk.
+PASSES_PER_CHUNK = 4096
+
+
 def evaluate_fields(
-    score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndarray, chunk: int = 4096
+    score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndarray, chunk: int | None = None
 ) -> dict[str, np.ndarray]:
-    """`flow_fields` over many snapshots, in chunks of snapshots so memory stays bounded."""
+    """`flow_fields` over many snapshots, in chunks of snapshots so memory stays bounded: each
+    snapshot costs N·d forward-mode passes, so the default chunk holds PASSES_PER_CHUNK of them."""
+    if chunk is None:
+        chunk = max(PASSES_PER_CHUNK // (x.shape[1] * x.shape[2]), 1)
     return map_chunks(lambda xs, gs: _batch_fields(score_fn, system, xs, gs), x, g, chunk)._asdict()
 
 
 def map_chunks(fn: Callable[[Any, Any], Any], x: np.ndarray, g: np.ndarray, chunk: int) -> Any:
     """fn(x, g) on chunks of snapshots (bounded memory); the results' leaves concatenated as numpy."""
-    parts = [
-        jax.tree.map(np.asarray, fn(jnp.asarray(x[i : i + chunk], float), jnp.asarray(g[i : i + chunk], float)))
-        for i in range(0, x.shape[0], chunk)
-    ]
+    starts = range(0, x.shape[0], chunk)
+    every = max(len(starts) // 10, 1)  # about ten progress lines for long evaluations
+    parts, t0 = [], time.perf_counter()
+    for n, i in enumerate(starts, 1):
+        parts.append(jax.tree.map(np.asarray, fn(jnp.asarray(x[i : i + chunk], float), jnp.asarray(g[i : i + chunk], float))))
+        if len(starts) > 1 and (n % every == 0 or n == len(starts)):
+            elapsed = time.perf_counter() - t0
+            log.info("evaluated %d/%d snapshots (%.1f s, %.0f s left)", min(i + chunk, x.shape[0]), x.shape[0],
+                     elapsed, elapsed * (len(starts) - n) / n)
     return jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)

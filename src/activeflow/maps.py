@@ -160,3 +160,55 @@ def run(
     if outside:
         log.info("%d samples fall outside the map's extent and are not counted", outside)
     io.write_netcdf(ds, map_path, dict(stage="aggregate_map", model=str(model_path), x_range=x_range, g_range=g_range, bins=bins, smoothing=smoothing))
+
+
+# Per-particle fields of epr.nc mapped over space (§6.4, Figs. 5, 6, 16, 17).
+SPATIAL_FIELDS = ("v_x_sq", "v_g_sq", "epr_total", "div_x_v_x", "div_g_v_g", "div_v")
+
+
+def spatial_maps(
+    epr: xr.Dataset,
+    x_range: list[float],
+    y_range: list[float],
+    bins: list[int],
+    min_count: int,
+    fields: tuple[str, ...] = SPATIAL_FIELDS,
+) -> xr.Dataset:
+    """`binned_mean` of every per-particle field over the positions x^i of all snapshots in `epr`
+    (dims sample, particle, dim with d = 2): the typical value carried by a particle at (x, y).
+    Cells seen fewer than `min_count` times are NaN, not zero; `counts` is kept."""
+    if epr.sizes.get("dim") != 2:
+        raise ValueError(f"spatial maps need particles in the plane (dim = 2), got dim = {epr.sizes.get('dim')}")
+    positions = epr.x.values.reshape(-1, 2)
+    data, first = {}, None
+    for name in fields:
+        b = binned_mean(positions, epr[name].values.ravel(), x_range, y_range, bins, min_count)
+        first = first or b
+        data[name] = (("y", "x"), b.mean, {"long_name": f"mean of {epr[name].attrs.get('long_name', name)} per cell"})
+    data["counts"] = (("y", "x"), first.counts, {"long_name": "particles seen per cell (all snapshots)"})
+    coords = {
+        "x": ("x", first.x, {"long_name": "x (cell centre)"}),
+        "y": ("y", first.y, {"long_name": "y (cell centre)"}),
+        "x_edges": ("x_edge", first.x_edges),
+        "y_edges": ("y_edge", first.y_edges),
+    }
+    attrs = dict(n_snapshots=epr.sizes["sample"], n_particles=epr.sizes["particle"], min_count=min_count,
+                 n_outside=first.n_outside)
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def run_spatial(
+    epr_path: str, map_path: str, x_range: list[float], y_range: list[float], bins: list[int], min_count: int
+) -> None:
+    """Stage `aggregate_map` for particles in the plane: spatial maps from the per-particle fields."""
+    epr = io.read_netcdf(epr_path, required=SPATIAL_FIELDS + ("x",))
+    log.info("spatial maps: %s bins over x %s, y %s from %d snapshots x %d particles",
+             bins, x_range, y_range, epr.sizes["sample"], epr.sizes["particle"])
+    ds = spatial_maps(epr, x_range, y_range, bins, min_count)
+    seen = int((ds.counts >= min_count).sum())
+    log.info("%d of %d cells seen at least %d times; %d particle positions outside the extent",
+             seen, ds.counts.size, min_count, ds.attrs["n_outside"])
+    if ds.attrs["n_outside"] > 0.01 * epr.x.values[..., 0].size:
+        log.warning("more than 1%% of the particle positions fall outside the map's extent: widen map.x_range/y_range")
+    io.write_netcdf(ds, map_path, dict(stage="aggregate_map", epr=str(epr_path), x_range=x_range, y_range=y_range,
+                                       bins=bins, min_count=min_count))

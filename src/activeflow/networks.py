@@ -101,5 +101,6 @@ def network_hyperparameters(system: AOUPSystem, network: dict[str, Any]) -> dict
             n_heads=int(network["n_heads"]),
             mlp_width=int(network["mlp_width"]),
             mlp_depth=int(network["mlp_depth"]),
+            zero_output=bool(network.get("boltzmann_shift", False)),
         )
     raise ValueError(f"unknown network kind {kind!r}; allowed: {sorted(NETWORKS)}")

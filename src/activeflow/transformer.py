@@ -55,6 +55,12 @@ class EncoderLayer(eqx.Module):
         return self.head_weights(h).mean(axis=0)
 
 
+def _zero_last_layer(mlp: eqx.nn.MLP) -> eqx.nn.MLP:
+    last = mlp.layers[-1]
+    return eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp,
+                       (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+
+
 class TransformerScore(eqx.Module):
     """Score network of Fig. 4: (x, g) of shape (N, d) → (s_x, s_g) of shape (N, d)."""
 
@@ -73,6 +79,7 @@ class TransformerScore(eqx.Module):
         n_heads: int,
         mlp_width: int,
         mlp_depth: int,
+        zero_output: bool = False,
         *,
         key: PRNGKeyArray,
     ):
@@ -86,6 +93,10 @@ class TransformerScore(eqx.Module):
         self.layers = tuple(EncoderLayer(embed_dim, n_heads, mlp_width, key=k) for k in klayers)
         self.decode_x = eqx.nn.MLP(embed_dim, dim, **mlp, key=kdx)
         self.decode_g = eqx.nn.MLP(embed_dim, dim, **mlp, key=kdg)
+        if zero_output:
+            # The decoders' last layers start at zero: with the Boltzmann shift, training then starts
+            # from the equilibrium score exactly (the exact answer at v0 = 0), not from a random one.
+            self.decode_x, self.decode_g = _zero_last_layer(self.decode_x), _zero_last_layer(self.decode_g)
 
     def embed(self, x: Snapshot, g: Snapshot) -> Tokens:
         """The token matrix X of (92): rows (φ_x(x^i), φ_g(g^i))."""

@@ -42,7 +42,7 @@ def figure_paths(name):
     )
 
 
-FIGURES = [
+RING_FIGURES = [
     "fig02-ring-flow",
     "fig03-ring-system-epr",
     "fig12-force-smoothing",
@@ -50,6 +50,48 @@ FIGURES = [
     "fig14-ring-pointwise",
     "fig15-ring-diagnostics",
 ]
+TRAP_FIGURES = [
+    "fig05-trap-system-epr",
+    "fig06-trap-total-epr",
+    "fig07-trap-attention",
+    "fig16-trap-total-epr-parts",
+    "fig17-trap-system-epr-parts",
+    "fig18-trap-diagnostics",
+]
+
+
+def trap_experiments():
+    """The experiments of the config entry figures.trap_experiment (a v0 sweep), by increasing v0."""
+    group = config["figures"].get("trap_experiment")
+    names = [n for n, e in EXPERIMENTS.items() if e["group"] == group]
+    return sorted(names, key=lambda n: EXPERIMENTS[n]["parameters"]["v0"])
+
+
+def trap_files(name):
+    return [f"results/{experiment}/{name}" for experiment in trap_experiments()]
+
+
+def trap_figure_arguments():
+    """v0 of each column, and the held-out snapshot drawn in the top rows (map.snapshot)."""
+    names = trap_experiments()
+    snapshot = EXPERIMENTS[names[0]]["map"]["snapshot"] if names else 0
+    return {"v0": [EXPERIMENTS[n]["parameters"]["v0"] for n in names], "snapshot": snapshot}
+
+
+def map_kind(wildcards):
+    """Phase-space grids for one-coordinate systems (ring); spatial maps of particles in the plane (trap)."""
+    return "spatial" if EXPERIMENTS[wildcards.experiment]["system"] == "trap" else "phase_space"
+
+
+def map_inputs(wildcards):
+    exp = wildcards.experiment
+    if map_kind(wildcards) == "spatial":
+        return {"epr": f"results/{exp}/epr.nc"}
+    return {
+        "model": f"results/{exp}/model.eqx",
+        "spec": f"results/{exp}/model.json",
+        "samples": f"results/{exp}/samples.nc",
+    }
 
 
 def all_targets():

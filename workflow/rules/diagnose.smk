@@ -1,8 +1,6 @@
 rule diagnose:
     input:
-        model="results/{experiment}/model.eqx",
-        spec="results/{experiment}/model.json",
-        samples="results/{experiment}/heldout.nc",
+        epr="results/{experiment}/epr.nc",
     output:
         nc="results/{experiment}/diagnostics.nc",
         csv=report(
@@ -16,10 +14,6 @@ rule diagnose:
     benchmark:
         "logs/{experiment}/diagnose.benchmark.tsv"
     conda:
-        "../../envs/jax.yaml"
-    resources:
-        gpu=1,
-    params:
-        model=model_config,
+        "../../envs/plotting.yaml"
     script:
         "../scripts/diagnose.py"

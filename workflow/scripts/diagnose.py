@@ -9,10 +9,7 @@ from activeflow import diagnostics, logs
 logs.to_file(snakemake.log[0])
 logs.run_stage(
     diagnostics.run,
-    model_path=snakemake.input.model,
-    spec_path=snakemake.input.spec,
-    samples_path=snakemake.input.samples,
+    epr_path=snakemake.input.epr,
     nc_path=snakemake.output.nc,
     csv_path=snakemake.output.csv,
-    expected=dict(snakemake.params.model),
 )

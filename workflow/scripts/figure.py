@@ -10,7 +10,7 @@ logs.to_file(snakemake.log[0])
 logs.run_stage(
     figures.run,
     name=snakemake.params.name,
-    inputs=dict(snakemake.input.items()),
+    inputs={k: v if isinstance(v, str) else list(v) for k, v in snakemake.input.items()},
     outputs=list(snakemake.output),
     options=dict(snakemake.params.options),
 )

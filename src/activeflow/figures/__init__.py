@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from activeflow import io  # noqa: E402
-from activeflow.figures import accuracy, ring  # noqa: E402
+from activeflow.figures import accuracy, ring, trap  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,20 @@ FIGURES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
     "fig14-ring-pointwise": (ring.fig14_ring_pointwise, ("map",)),
     "fig15-ring-diagnostics": (ring.fig15_ring_diagnostics, ("diagnostics",)),
     "accuracy-epr": (accuracy.accuracy_figure, ("accuracy",)),
+    # trap: each input is a list of files, one per v0
+    "fig05-trap-system-epr": (trap.fig05_trap_system_epr, ("epr", "maps")),
+    "fig06-trap-total-epr": (trap.fig06_trap_total_epr, ("epr", "maps")),
+    "fig07-trap-attention": (trap.fig07_trap_attention, ("attention",)),
+    "fig16-trap-total-epr-parts": (trap.fig16_trap_total_epr_parts, ("epr", "maps")),
+    "fig17-trap-system-epr-parts": (trap.fig17_trap_system_epr_parts, ("epr", "maps")),
+    "fig18-trap-diagnostics": (trap.fig18_trap_diagnostics, ("diagnostics",)),
 }
 
 
-def load(path: str) -> Any:
-    """NetCDF files as xarray Datasets, CSV tables as DataFrames."""
+def load(path: str | list[str]) -> Any:
+    """NetCDF files as xarray Datasets, CSV tables as DataFrames; a list of paths as a list."""
+    if isinstance(path, list | tuple):
+        return [load(p) for p in path]
     return pd.read_csv(path) if str(path).endswith(".csv") else io.read_netcdf(path)
 
 

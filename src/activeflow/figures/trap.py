@@ -1,0 +1,175 @@
+"""Figures of the swimmers in a harmonic trap: Figs. 5, 6, 7, 16, 17, 18; one column per v0.
+
+Top rows: the particles of one held-out snapshot drawn as disks of radius a, coloured by their own
+value. Bottom rows: the spatial map of the same field (mean per cell over all held-out snapshots;
+cells seen too rarely are blank, not zero). Each panel has its own colour bar, because the values grow
+by orders of magnitude with v0; signed fields use a diverging map centred on zero.
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.collections import EllipseCollection
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from activeflow import io
+
+# field of epr.nc / epr_map.nc -> (label, signed)
+FIELDS = {
+    "div_g_v_g": (r"$\nabla_{g^i}\cdot v_g^i$", True),
+    "v_g_sq": (r"$|v_g^i|^2$", False),
+    "v_x_sq": (r"$|v_x^i|^2$", False),
+    "epr_total": (r"$|v^i|^2_{D^{-1}}$", False),
+    "div_x_v_x": (r"$\nabla_{x^i}\cdot v_x^i$", True),
+    "div_v": (r"$\nabla_i\cdot v^i$", True),
+}
+
+
+def _radius(ds: xr.Dataset) -> float:
+    """Particle radius a from the model spec recorded in the file's provenance (1 if absent)."""
+    return float(io.stage_info(ds).get("spec", {}).get("parameters", {}).get("a", 1.0))
+
+
+def _norm(values: np.ndarray, signed: bool, clip: float = 99.0) -> Normalize:
+    """Colour scale saturating at the `clip` percentile of |value|, so one outlier does not wash out
+    the rest; centred on zero for signed fields."""
+    finite = np.abs(values[np.isfinite(values)])
+    lim = float(np.percentile(finite, clip)) if finite.size else 1.0
+    lim = lim if lim > 0 else 1.0
+    if signed:
+        return TwoSlopeNorm(0.0, -lim, lim)
+    return Normalize(0.0, lim)
+
+
+def _cmap(signed: bool) -> str:
+    return "RdBu_r" if signed else "magma"
+
+
+def _square(ax, lim: float) -> None:
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def draw_particles(fig, ax, x: np.ndarray, values: np.ndarray, radius: float, norm: Normalize, cmap: str, lim: float):
+    disks = EllipseCollection(
+        widths=2 * radius, heights=2 * radius, angles=0.0, units="xy", offsets=x,
+        offset_transform=ax.transData, cmap=cmap, norm=norm, edgecolors="k", linewidths=0.3,
+    )
+    disks.set_array(values)
+    ax.add_collection(disks)
+    ax.set_facecolor("0.92")
+    _square(ax, lim)
+    fig.colorbar(disks, ax=ax, shrink=0.8, extend="both")
+
+
+def draw_map(fig, ax, m: xr.Dataset, field: str, signed: bool, lim: float):
+    values = m[field].values
+    extent = [float(m.x_edges[0]), float(m.x_edges[-1]), float(m.y_edges[0]), float(m.y_edges[-1])]
+    im = ax.imshow(np.ma.masked_invalid(values), origin="lower", extent=extent, cmap=_cmap(signed),
+                   norm=_norm(values, signed), interpolation="nearest")
+    ax.set_facecolor("0.92")  # cells seen too rarely (NaN) stay grey
+    _square(ax, lim)
+    fig.colorbar(im, ax=ax, shrink=0.8, extend="both")
+
+
+def _extent_limit(maps: list[xr.Dataset]) -> float:
+    m = maps[0]
+    return float(max(abs(m.x_edges[0]), abs(m.x_edges[-1]), abs(m.y_edges[0]), abs(m.y_edges[-1])))
+
+
+def field_figure(epr: list[xr.Dataset], maps: list[xr.Dataset], v0: list[float], snapshot: int,
+                 fields: list[str], title: str) -> Figure:
+    """For each field two rows (a snapshot's particles; the spatial map), one column per v0."""
+    n_cols, n_rows = len(v0), 2 * len(fields)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.5, 2.3 * n_rows), squeeze=False,
+                             constrained_layout=True)
+    lim = _extent_limit(maps)
+    for j, (e, m, v) in enumerate(zip(epr, maps, v0, strict=True)):
+        x = e.x.values[snapshot]
+        for k, field in enumerate(fields):
+            label, signed = FIELDS[field]
+            values = e[field].values[snapshot]
+            top, bottom = axes[2 * k, j], axes[2 * k + 1, j]
+            draw_particles(fig, top, x, values, _radius(e), _norm(values, signed), _cmap(signed), lim)
+            draw_map(fig, bottom, m, field, signed, lim)
+            if k == 0:
+                top.set_title(f"$v_0 = {v:g}$")
+            if j == 0:
+                top.set_ylabel(f"{label}\nsnapshot")
+                bottom.set_ylabel(f"{label}\nspatial map")
+    fig.suptitle(title)
+    return fig
+
+
+def fig05_trap_system_epr(epr, maps, v0, snapshot=0) -> Figure:
+    return field_figure(epr, maps, v0, snapshot, ["div_g_v_g"], "System EPR, orientational part")
+
+
+def fig06_trap_total_epr(epr, maps, v0, snapshot=0) -> Figure:
+    return field_figure(epr, maps, v0, snapshot, ["v_g_sq"], "Total EPR, orientational part")
+
+
+def fig16_trap_total_epr_parts(epr, maps, v0, snapshot=0) -> Figure:
+    return field_figure(epr, maps, v0, snapshot, ["v_x_sq", "epr_total"],
+                        "Total EPR: (A) translational part, (B) whole")
+
+
+def fig17_trap_system_epr_parts(epr, maps, v0, snapshot=0) -> Figure:
+    return field_figure(epr, maps, v0, snapshot, ["div_x_v_x", "div_v"],
+                        "System EPR: (A) translational part, (B) whole")
+
+
+def fig07_trap_attention(attention: list[xr.Dataset], v0: list[float], snapshot=0) -> Figure:
+    """Rows: example particles (circled in white), from the trap centre outwards; columns: v0.
+    Colour: the rollout weight of every particle for the example's score. The example's own weight
+    (at least ½ from the residual identity) is left out of the colour scale."""
+    n_rows = max(a.sizes["example"] for a in attention)
+    n_cols = len(v0)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.5, 2.4 * n_rows), squeeze=False,
+                             constrained_layout=True)
+    lim = max(float(np.abs(a.x.values).max()) for a in attention) + 1.5
+    for j, (a, v) in enumerate(zip(attention, v0, strict=True)):
+        x, radius = a.x.values, _radius(a)
+        for r, i in enumerate(a.example.values):
+            ax = axes[r, j]
+            weights = a.rollout.values[i]
+            others = np.delete(weights, i)
+            norm = Normalize(0.0, float(others.max()) if others.max() > 0 else 1.0)
+            draw_particles(fig, ax, x, weights, radius, norm, "viridis", lim)
+            ax.add_patch(plt.Circle(x[i], radius * 1.15, fill=False, ec="w", lw=1.8))
+            if r == 0:
+                ax.set_title(f"$v_0 = {v:g}$")
+            if j == 0:
+                ax.set_ylabel(f"particle {i}")
+    fig.suptitle("Attention rollout: relevance of each particle to the circled particle's score")
+    return fig
+
+
+DIAGNOSTIC_PANELS = [
+    ("A", r"$\nabla\cdot v\,/N$", lambda d: d.div_v.values),
+    ("B", r"$(\nabla\cdot v + v\cdot s)\,/N$", lambda d: d.fpe_residual.values),
+    ("C", r"$(|s|^2 + \nabla\cdot s)\,/N$", lambda d: d.sm_identity_x.values + d.sm_identity_g.values),
+    ("D", r"$v\cdot s\,/N$", lambda d: d.v_dot_s.values),
+]
+
+
+def fig18_trap_diagnostics(diagnostics: list[xr.Dataset], v0: list[float], snapshot=0) -> Figure:
+    """Distributions over held-out snapshots of the four invariants (normalised by N), one histogram
+    per v0, with mean μ and standard deviation σ in the legend."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(v0)))
+    for ax, (letter, label, get) in zip(axes.ravel(), DIAGNOSTIC_PANELS, strict=True):
+        for d, v, c in zip(diagnostics, v0, colours, strict=True):
+            values = get(d)
+            ax.hist(values, bins=40, histtype="step", color=c, density=True,
+                    label=f"$v_0={v:g}$: μ={values.mean():+.2g}, σ={values.std(ddof=1):.2g}")
+        ax.axvline(0.0, color="k", lw=0.6, ls=":")
+        ax.set_xlabel(label)
+        ax.set_ylabel("density")
+        ax.legend(fontsize=6)
+        ax.text(-0.1, 1.03, letter, transform=ax.transAxes, fontweight="bold", fontsize=11)
+    return fig

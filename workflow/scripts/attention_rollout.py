@@ -1,0 +1,19 @@
+"""Thin adapter: rule `attention_rollout` -> activeflow.attention.run."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
+
+from activeflow import attention, logs
+
+logs.to_file(snakemake.log[0])
+logs.run_stage(
+    attention.run,
+    model_path=snakemake.input.model,
+    spec_path=snakemake.input.spec,
+    samples_path=snakemake.input.samples,
+    out_path=snakemake.output[0],
+    snapshot=int(snakemake.params.snapshot),
+    n_examples=int(snakemake.params.examples),
+    expected=dict(snakemake.params.model),
+)
