@@ -137,14 +137,11 @@ class NeighbourSearch(eqx.Module):
         r2 = jnp.sum(displacements(x, candidates, self.box) ** 2, axis=-1)
         own = jnp.arange(n, dtype=jnp.int32)[:, None]
         inside = (candidates < n) & (candidates != own) & (r2 < self.radius**2)
-        # Compact each row: the k-th neighbour found goes to column k; the rest are dropped (overflow).
-        column = jnp.cumsum(inside, axis=1) - 1
-        column = jnp.where(inside, column, self.max_neighbours)
-        rows = jnp.broadcast_to(own, candidates.shape)
-        indices = jnp.full((n, self.max_neighbours), n, dtype=jnp.int32)
-        indices = indices.at[rows, column].set(candidates, mode="drop")
-        # Sorted rows make a sum over neighbours independent of when the list was built (padding last).
-        indices = jnp.sort(indices, axis=1)
+        # Compact each row by sorting: neighbours first, in index order (so that a sum over them does not
+        # depend on when the list was built), then padding; columns beyond capacity are dropped.
+        indices = jnp.sort(jnp.where(inside, candidates, n), axis=1)[:, : self.max_neighbours]
+        if indices.shape[1] < self.max_neighbours:  # fewer candidates than capacity: pad
+            indices = jnp.pad(indices, ((0, 0), (0, self.max_neighbours - indices.shape[1])), constant_values=n)
         max_nbrs = jnp.max(jnp.sum(inside, axis=1))
         if previous is None:
             return NeighbourList(indices, x, max_cell, max_nbrs, jnp.asarray(1, jnp.int32))
@@ -219,5 +216,7 @@ def displacements(x: Positions, indices: Int[Array, "N M"], box: float) -> Float
     """Minimum-image x^i − x^j for j = indices[i]; padding slots (index N) get the harmless vector
     (1, …, 1) instead of x^i − 0, so that norms and their derivatives stay finite there."""
     n = x.shape[0]
-    dx = minimum_image(x[:, None, :] - x.at[indices].get(mode="fill", fill_value=0.0), box)
+    # One padding row makes every index valid: a plain gather, no bounds handling per element.
+    padded = jnp.concatenate([x, jnp.zeros((1, x.shape[1]), x.dtype)])
+    dx = minimum_image(x[:, None, :] - padded.at[indices].get(mode="promise_in_bounds"), box)
     return jnp.where((indices < n)[..., None], dx, jnp.ones_like(dx))
