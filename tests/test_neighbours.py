@@ -91,6 +91,10 @@ def test_overflow_is_detected_named_and_fixed_by_growing(rng):
             nl = jax.jit(grown.build)(x)
         grown.check(nl)
         assert neighbour_sets(nl.indices, n) == expected
+    # a snug fit to what was seen is smaller and still holds everything
+    snug = grown.fitted(nl, margin=1.0)
+    assert snug.max_neighbours < grown.max_neighbours
+    snug.check(jax.jit(snug.build)(x))
 
 
 def test_update_rebuilds_only_when_needed_and_stays_complete(rng):

@@ -184,15 +184,24 @@ class NeighbourSearch(eqx.Module):
                 + ". Increase cell_capacity / max_neighbours (results since the last check are invalid)."
             )
 
-    def grown(self, neighbours: NeighbourList, margin: float = 1.25) -> "NeighbourSearch":
-        """A search whose capacities fit the occupancies seen so far, with a margin (for retrying)."""
-        fit = lambda used, cap: max(cap, math.ceil(margin * int(used)) + 1)  # noqa: E731
-        cell = fit(neighbours.max_cell_count, self.cell_capacity)
-        # A cell overflow hides neighbours: grow the list at least in proportion.
-        nbrs = fit(neighbours.max_neighbour_count, self.max_neighbours)
-        if cell > self.cell_capacity:
-            nbrs = max(nbrs, math.ceil(nbrs * cell / self.cell_capacity))
+    def fitted(self, neighbours: NeighbourList, margin: float = 1.25) -> "NeighbourSearch":
+        """A search whose capacities fit the occupancies seen so far with a relative margin (smaller or
+        larger than these). The per-step cost grows with max_neighbours, so a snug fit is faster."""
+        cell = math.ceil(margin * int(neighbours.max_cell_count)) + 1
+        nbrs = math.ceil(margin * int(neighbours.max_neighbour_count)) + 1
+        if int(neighbours.max_cell_count) > self.cell_capacity:
+            # A cell overflow hid neighbours: grow the list at least in proportion.
+            nbrs = max(nbrs, math.ceil(self.max_neighbours * cell / self.cell_capacity))
         return dataclasses.replace(self, cell_capacity=cell, max_neighbours=nbrs)
+
+    def grown(self, neighbours: NeighbourList, margin: float = 1.25) -> "NeighbourSearch":
+        """Capacities at least as large as these that fit the occupancies seen so far (for retrying)."""
+        fit = self.fitted(neighbours, margin)
+        return dataclasses.replace(
+            self,
+            cell_capacity=max(self.cell_capacity, fit.cell_capacity),
+            max_neighbours=max(self.max_neighbours, fit.max_neighbours),
+        )
 
     def nearest(
         self, x: Positions, neighbours: NeighbourList, k: int
