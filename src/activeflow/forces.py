@@ -1,5 +1,7 @@
 """Pair forces and geometry: the smoothed soft-disk repulsion (95) and periodic minimum image."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -45,3 +47,14 @@ def hard_disk_force(dx: Float[Array, "*batch d"], a: float, k: float) -> Float[A
     r = jnp.linalg.norm(dx, axis=-1, keepdims=True)
     safe_r = jnp.where(r > 0, r, 1.0)
     return k * jnp.clip(2 * a - r, 0.0, None) * dx / safe_r
+
+
+def soft_disk_cutoff(a: float, k: float, beta: float, tolerance: float) -> float:
+    """Distance 2a + c beyond which the smoothed force (95) is below `tolerance` in magnitude.
+
+    |f| = k softplus_β(2a − r) decreases with r, so solving |f| = tolerance exactly gives the cut-off:
+    r_c = 2a − log(expm1(β·tol/k))/β ≈ 2a + log(k/(β·tol))/β, the tail being ≈ k e^{−β(r−2a)}/β.
+    Summed over a local number density n, the force dropped per particle is about 2π n r_c tol/β."""
+    if not tolerance > 0:
+        raise ValueError(f"force tolerance must be positive, got {tolerance}")
+    return 2 * a - math.log(math.expm1(beta * tolerance / k)) / beta

@@ -1,0 +1,141 @@
+"""Simulation cost of the MIPS system: our cell/Verlet neighbour list against jax-md's, side by side.
+
+Both simulations start from the same relaxed state and use the same scheme (exact OU step for g, drift
+step for x with ε = 0), the same force kernel (`MIPS.force_from`), cut-off and skin, and the same
+rebuild rule (some particle moved more than skin/2); only the neighbour list differs: ours
+(`activeflow.neighbours`) or `jax_md.partition.neighbor_list` (Dense format, `space.periodic`). Prints
+milliseconds and particle-steps per second after compilation, and the cost of one step at the largest
+size relative to the smallest. float32, as the workflow runs.
+
+The cost of a step is the force over the list's M columns, so it scales with M. Ours is shown twice:
+with the system's default capacities (sized for a packing fraction up to 1, so that clusters forming
+later do not overflow) and "fitted" as jax-md sizes its list (1.25 × the occupancy of the start).
+
+jax-md is not a dependency of activeflow. To get its column: `pip install --no-deps jax-md jraph`; only
+its `space` and `partition` modules are loaded (its package __init__ imports flax and more, which are
+not needed here). Without it the jax-md column is left out.
+
+Run: PYTHONPATH=src .venv/bin/python benchmarks/neighbour_scaling.py [--steps 300] [--sizes 4096 16384 32768]
+"""
+
+import argparse
+import importlib.util
+import sys
+import time
+import types
+
+import jax
+import jax.numpy as jnp
+
+from activeflow import mips
+from activeflow.simulate import ou_step
+
+PAPER = dict(mu=1.0, v0=0.025, gamma=1e-4, eps=0.0, k=1.0, a=1.0, beta=7.5, phi=0.5)
+
+
+def load_jax_md():
+    """jax_md.space and jax_md.partition without running jax_md/__init__.py (None if not installed)."""
+    spec = importlib.util.find_spec("jax_md")
+    if spec is None:
+        return None
+    if "jax_md" not in sys.modules:
+        package = types.ModuleType("jax_md")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["jax_md"] = package
+    from jax_md import partition, space
+
+    return space, partition
+
+
+def timed(run, *args):
+    """Seconds of one call after a first (compiling) call with the same arguments."""
+    jax.block_until_ready(run(*args))
+    start = time.perf_counter()
+    out = jax.block_until_ready(run(*args))
+    return time.perf_counter() - start, out
+
+
+def ours(system, x, g, dt, steps, skin, fit):
+    search = system.neighbour_search(skin)
+    neighbours = jax.jit(search.build)(x)
+    if fit:  # size the list as jax-md does: 1.25 x the occupancy of the starting state
+        search = search.fitted(neighbours)
+        neighbours = jax.jit(search.build)(x)
+    seconds, (_, _, after) = timed(
+        lambda: mips.advance(system, search, jax.random.key(1), x, g, neighbours, dt, steps)
+    )
+    search.check(after)
+    return seconds, int(after.n_builds) - 1, search
+
+
+def jax_md(modules, system, x, g, dt, steps, skin):
+    space, partition = modules
+    box = system.box
+    displacement, shift = space.periodic(box)
+    neighbour_fn = partition.neighbor_list(
+        displacement, box, system.cutoff, dr_threshold=skin, capacity_multiplier=1.25, format=partition.Dense
+    )
+    y = x + box / 2  # jax-md's periodic space lives in [0, L)
+
+    @jax.jit
+    def advance(y, g, neighbours):
+        def body(carry, key):
+            y, g, neighbours = carry
+            neighbours = neighbour_fn.update(y, neighbours)
+            force = system.force_from(y, types.SimpleNamespace(indices=neighbours.idx))
+            y_new = shift(y, dt * (system.mu * force + system.v0 * g))
+            return (y_new, ou_step(system, jax.random.split(key)[1], g, dt), neighbours), None
+
+        return jax.lax.scan(body, (y, g, neighbours), jax.random.split(jax.random.key(1), steps))[0]
+
+    neighbours = neighbour_fn.allocate(y)
+    seconds, (_, _, after) = timed(advance, y, g, neighbours)
+    if bool(after.did_buffer_overflow):
+        raise RuntimeError("jax-md neighbour list overflowed; raise capacity_multiplier")
+    return seconds, neighbours.idx.shape[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384, 32768])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--relax", type=int, default=300, help="steps from the random start before timing")
+    parser.add_argument("--skin", type=float, default=0.5)
+    parser.add_argument("--dt", type=float, default=0.1)
+    args = parser.parse_args()
+    modules = load_jax_md()
+    print(f"{jax.devices()[0].platform}, float32, {args.steps} timed steps after {args.relax} relaxation steps, "
+          f"skin {args.skin}, dt {args.dt}; jax {jax.__version__}; jax-md "
+          + ("loaded" if modules else "not installed"))
+    header = f"{'N':>6} {'builds':>6} {'M ours':>6} {'ours ms/step':>12} {'ours p-steps/s':>15}" \
+             f" {'M fit':>5} {'fit ms/step':>11} {'fit p-steps/s':>13}"
+    if modules:
+        header += f" {'M jax-md':>8} {'jax-md ms/step':>14} {'jax-md p-steps/s':>16} {'ours/jax-md (default/fit)':>25}"
+    print(header)
+    per_step = {}
+    for n in args.sizes:
+        system = mips.MIPS(**PAPER, n_particles=n)
+        x, g = (s[0] for s in system.initial_state(jax.random.key(0), 1))
+        # Relax the overlaps of the random start so that both runs see a typical state.
+        x, g, _ = mips.simulate(system, jax.random.key(2), x, g, args.dt, args.relax, skin=args.skin,
+                                chunk=args.relax)
+        seconds, builds, search = ours(system, x, g, args.dt, args.steps, args.skin, fit=False)
+        seconds_fit, _, fitted = ours(system, x, g, args.dt, args.steps, args.skin, fit=True)
+        row = f"{n:>6} {builds:>6} {search.max_neighbours:>6} {1e3 * seconds / args.steps:>12.2f} " \
+              f"{n * args.steps / seconds:>15.3g} {fitted.max_neighbours:>5} " \
+              f"{1e3 * seconds_fit / args.steps:>11.2f} {n * args.steps / seconds_fit:>13.3g}"
+        per_step[n] = [seconds / args.steps, seconds_fit / args.steps]
+        if modules:
+            seconds_md, width = jax_md(modules, system, x, g, args.dt, args.steps, args.skin)
+            per_step[n].append(seconds_md / args.steps)
+            row += f" {width:>8} {1e3 * seconds_md / args.steps:>14.2f} {n * args.steps / seconds_md:>16.3g}" \
+                   f" {seconds_md / seconds:>5.2f}/{seconds_md / seconds_fit:<5.2f}"
+        print(row, flush=True)
+    small, large = min(per_step), max(per_step)
+    names = ("ours", "ours fitted", "jax-md")
+    ratios = [f"{name} {b / a:.2f}" for name, a, b in zip(names, per_step[small], per_step[large])]
+    print(f"one step at N={large} / one step at N={small} ({large / small:g}x the particles): " + ", ".join(ratios))
+
+
+if __name__ == "__main__":
+    main()

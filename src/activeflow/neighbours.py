@@ -1,0 +1,231 @@
+"""O(N) neighbour search in a periodic box under JIT: cell lists feeding a fixed-capacity Verlet list.
+
+Shapes are fixed so that everything compiles once: each cell holds at most `cell_capacity` particles,
+each particle at most `max_neighbours` neighbours, and empty slots hold the sentinel index N. Instead of
+silently dropping particles when a capacity is too small, every build records the largest occupancy it
+saw; `check` turns that into an error naming the setting to increase (it needs concrete values, so call
+it outside JIT, e.g. after each chunk of a simulation), and `grown` returns a search that fits.
+
+The list holds every pair closer than `cutoff + skin` when it was built. As long as no particle has moved
+more than skin/2 since, it still holds every pair closer than `cutoff` (the Verlet argument), so
+`update` rebuilds only when some particle has moved further. No array has a dimension N×N.
+"""
+
+import dataclasses
+import itertools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from activeflow.errors import ActiveflowError
+from activeflow.forces import minimum_image
+
+Positions = Float[Array, "N d"]
+
+
+class NeighbourOverflow(ActiveflowError, RuntimeError):
+    """A cell or a neighbour list needed more slots than its fixed capacity."""
+
+
+class NeighbourList(eqx.Module):
+    """Neighbours of each particle (padded with N) and what is needed to keep the list valid.
+
+    `max_cell_count` and `max_neighbour_count` are running maxima over every build since the list was
+    first made, so one check after a chunk of steps catches an overflow in any rebuild within it."""
+
+    indices: Int[Array, "N M"]
+    reference: Positions  # positions at the last build
+    max_cell_count: Int[Array, ""]
+    max_neighbour_count: Int[Array, ""]
+    n_builds: Int[Array, ""]
+
+
+def _ball_volume(radius: float, dim: int) -> float:
+    return math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) * radius**dim
+
+
+class NeighbourSearch(eqx.Module):
+    """Static description of a cell-list/Verlet-list search in a periodic cube of side `box` (positions may
+    lie anywhere: they are folded into the box). Cells have side ≥ cutoff + skin, so the 3^d cells around
+    a particle's own cell hold every candidate. Distances are minimum-image: with a radius beyond L/2 each
+    pair is still listed once, at its minimum-image distance (a radius ≥ L√d/2 lists all pairs)."""
+
+    box: float = eqx.field(static=True)
+    cutoff: float = eqx.field(static=True)
+    skin: float = eqx.field(static=True)
+    cell_capacity: int = eqx.field(static=True)
+    max_neighbours: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True, default=2)
+
+    def __check_init__(self):
+        if not self.cutoff > 0 or not self.skin >= 0:
+            raise ValueError(f"need cutoff > 0 and skin >= 0, got cutoff={self.cutoff}, skin={self.skin}")
+        if self.cell_capacity < 1 or self.max_neighbours < 1:
+            raise ValueError("cell_capacity and max_neighbours must be positive")
+
+    @classmethod
+    def for_density(
+        cls, box: float, cutoff: float, skin: float, max_density: float, dim: int = 2, margin: float = 1.25
+    ) -> "NeighbourSearch":
+        """Capacities sized for a local number density up to `max_density` (particles per unit volume),
+        with a relative `margin` and a few extra slots for fluctuations."""
+        radius = cutoff + skin
+        m = max(int(box // radius), 1)
+        cell = max_density * (box / m) ** dim
+        ball = max_density * _ball_volume(radius, dim)
+        return cls(
+            box=box, cutoff=cutoff, skin=skin, dim=dim,
+            cell_capacity=math.ceil(margin * cell) + 4, max_neighbours=math.ceil(margin * ball) + 4,
+        )
+
+    @property
+    def radius(self) -> float:
+        """Radius of the list: every pair closer than this at build time is in it."""
+        return self.cutoff + self.skin
+
+    @property
+    def cells_per_side(self) -> int:
+        return max(int(self.box // self.radius), 1)
+
+    @property
+    def n_cells(self) -> int:
+        return self.cells_per_side**self.dim
+
+    def _stencil(self) -> np.ndarray:
+        """Offsets of the cells to search around a particle's own cell. With fewer than 3 cells a side,
+        −1 and +1 (or all three offsets) name the same cell: list each distinct cell once."""
+        m = self.cells_per_side
+        steps = (-1, 0, 1) if m >= 3 else tuple(range(m))
+        return np.array(list(itertools.product(steps, repeat=self.dim)), dtype=np.int32)
+
+    def _cell_coordinates(self, x: Positions) -> Int[Array, "N d"]:
+        m = self.cells_per_side
+        folded = jnp.mod(x, self.box)
+        # Rounding can put a coordinate just below L into cell m: clip it back.
+        return jnp.clip(jnp.floor(folded * (m / self.box)).astype(jnp.int32), 0, m - 1)
+
+    def _flat(self, coords: Int[Array, "... d"]) -> Int[Array, "..."]:
+        m = self.cells_per_side
+        weights = jnp.asarray(m ** np.arange(self.dim)[::-1], dtype=jnp.int32)
+        return jnp.sum(coords * weights, axis=-1)
+
+    def cells(self, x: Positions) -> tuple[Int[Array, "n_cells cell_capacity"], Int[Array, ""]]:
+        """Cell list: for each cell the particles in it, padded with N; and the largest occupancy."""
+        n = x.shape[0]
+        cell = self._flat(self._cell_coordinates(x))
+        order = jnp.argsort(cell)
+        sorted_cell = cell[order]
+        counts = jnp.bincount(cell, length=self.n_cells)
+        # The rank of a particle within its cell is its position in the sorted order minus the cell's start.
+        start = jnp.cumsum(counts) - counts
+        rank = jnp.arange(n, dtype=jnp.int32) - start[sorted_cell]
+        slot = jnp.where(rank < self.cell_capacity, sorted_cell * self.cell_capacity + rank, -1)
+        table = jnp.full(self.n_cells * self.cell_capacity, n, dtype=jnp.int32)
+        table = table.at[slot].set(order.astype(jnp.int32), mode="drop")
+        return table.reshape(self.n_cells, self.cell_capacity), jnp.max(counts)
+
+    def build(self, x: Positions, previous: NeighbourList | None = None) -> NeighbourList:
+        """A fresh list at positions x (maxima carried over from `previous`, if given)."""
+        n = x.shape[0]
+        table, max_cell = self.cells(x)
+        around = self._cell_coordinates(x)[:, None, :] + jnp.asarray(self._stencil())[None]
+        candidates = table[self._flat(jnp.mod(around, self.cells_per_side))].reshape(n, -1)
+        r2 = jnp.sum(displacements(x, candidates, self.box) ** 2, axis=-1)
+        own = jnp.arange(n, dtype=jnp.int32)[:, None]
+        inside = (candidates < n) & (candidates != own) & (r2 < self.radius**2)
+        # Compact each row by sorting: neighbours first, in index order (so that a sum over them does not
+        # depend on when the list was built), then padding; columns beyond capacity are dropped.
+        indices = jnp.sort(jnp.where(inside, candidates, n), axis=1)[:, : self.max_neighbours]
+        if indices.shape[1] < self.max_neighbours:  # fewer candidates than capacity: pad
+            indices = jnp.pad(indices, ((0, 0), (0, self.max_neighbours - indices.shape[1])), constant_values=n)
+        max_nbrs = jnp.max(jnp.sum(inside, axis=1))
+        if previous is None:
+            return NeighbourList(indices, x, max_cell, max_nbrs, jnp.asarray(1, jnp.int32))
+        return NeighbourList(
+            indices, x,
+            jnp.maximum(max_cell, previous.max_cell_count),
+            jnp.maximum(max_nbrs, previous.max_neighbour_count),
+            previous.n_builds + 1,
+        )
+
+    def needs_rebuild(self, neighbours: NeighbourList, x: Positions) -> Bool[Array, ""]:
+        moved = minimum_image(x - neighbours.reference, self.box)
+        return jnp.max(jnp.sum(moved**2, axis=-1)) > (self.skin / 2) ** 2
+
+    def update(self, neighbours: NeighbourList, x: Positions) -> NeighbourList:
+        """The list valid at x: the same one if no particle moved more than skin/2 since it was built."""
+        return jax.lax.cond(
+            self.needs_rebuild(neighbours, x),
+            lambda: self.build(x, neighbours),
+            lambda: neighbours,
+        )
+
+    def overflowed(self, neighbours: NeighbourList) -> Bool[Array, ""]:
+        return (neighbours.max_cell_count > self.cell_capacity) | (
+            neighbours.max_neighbour_count > self.max_neighbours
+        )
+
+    def check(self, neighbours: NeighbourList) -> None:
+        """Raise `NeighbourOverflow` naming the capacity to increase (needs concrete values: not under JIT)."""
+        cell, nbrs = int(neighbours.max_cell_count), int(neighbours.max_neighbour_count)
+        problems = []
+        if cell > self.cell_capacity:
+            problems.append(f"a cell held {cell} particles but cell_capacity={self.cell_capacity}")
+        if nbrs > self.max_neighbours:
+            # With a cell overflow this count is a lower bound (particles were missing from the cells).
+            problems.append(f"a particle had {nbrs} neighbours but max_neighbours={self.max_neighbours}")
+        if problems:
+            raise NeighbourOverflow(
+                "neighbour list overflow: " + "; ".join(problems)
+                + ". Increase cell_capacity / max_neighbours (results since the last check are invalid)."
+            )
+
+    def fitted(self, neighbours: NeighbourList, margin: float = 1.25) -> "NeighbourSearch":
+        """A search whose capacities fit the occupancies seen so far with a relative margin (smaller or
+        larger than these). The per-step cost grows with max_neighbours, so a snug fit is faster."""
+        cell = math.ceil(margin * int(neighbours.max_cell_count)) + 1
+        nbrs = math.ceil(margin * int(neighbours.max_neighbour_count)) + 1
+        if int(neighbours.max_cell_count) > self.cell_capacity:
+            # A cell overflow hid neighbours: grow the list at least in proportion.
+            nbrs = max(nbrs, math.ceil(self.max_neighbours * cell / self.cell_capacity))
+        return dataclasses.replace(self, cell_capacity=cell, max_neighbours=nbrs)
+
+    def grown(self, neighbours: NeighbourList, margin: float = 1.25) -> "NeighbourSearch":
+        """Capacities at least as large as these that fit the occupancies seen so far (for retrying)."""
+        fit = self.fitted(neighbours, margin)
+        return dataclasses.replace(
+            self,
+            cell_capacity=max(self.cell_capacity, fit.cell_capacity),
+            max_neighbours=max(self.max_neighbours, fit.max_neighbours),
+        )
+
+    def nearest(
+        self, x: Positions, neighbours: NeighbourList, k: int
+    ) -> tuple[Int[Array, "N k"], Bool[Array, " N"]]:
+        """The k nearest neighbours of each particle (minimum image, nearest first) picked from the list,
+        and whether that choice is certainly right: the list holds every particle within `cutoff` of x
+        (see `update`), so it is when the k-th distance is below `cutoff` and nothing overflowed.
+        Indices only; callers recompute displacements (under stop_gradient of the choice)."""
+        if k > self.max_neighbours:
+            raise ValueError(f"k={k} nearest neighbours need max_neighbours >= k, got {self.max_neighbours}")
+        n = x.shape[0]
+        r2 = jnp.sum(displacements(x, neighbours.indices, self.box) ** 2, axis=-1)
+        r2 = jnp.where(neighbours.indices < n, r2, jnp.inf)
+        neg, column = jax.lax.top_k(-r2, k)
+        chosen = jnp.take_along_axis(neighbours.indices, column, axis=1)
+        complete = (-neg[:, -1] < self.cutoff**2) & ~self.overflowed(neighbours)
+        return chosen, complete
+
+
+def displacements(x: Positions, indices: Int[Array, "N M"], box: float) -> Float[Array, "N M d"]:
+    """Minimum-image x^i − x^j for j = indices[i]; padding slots (index N) get the harmless vector
+    (1, …, 1) instead of x^i − 0, so that norms and their derivatives stay finite there."""
+    n = x.shape[0]
+    # One padding row makes every index valid: a plain gather, no bounds handling per element.
+    padded = jnp.concatenate([x, jnp.zeros((1, x.shape[1]), x.dtype)])
+    dx = minimum_image(x[:, None, :] - padded.at[indices].get(mode="promise_in_bounds"), box)
+    return jnp.where((indices < n)[..., None], dx, jnp.ones_like(dx))

@@ -1,0 +1,129 @@
+"""MIPS system: the cut-off of the smoothed force, the neighbour-list force against a dense all-pairs
+minimum-image reference, overflow detection, and the simulation step against a dense-force integrator."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from activeflow import mips
+from activeflow.forces import minimum_image, soft_disk_cutoff, soft_disk_force, soft_disk_force_divergence
+from activeflow.neighbours import NeighbourOverflow
+from activeflow.simulate import ou_step
+
+PAPER = dict(mu=1.0, v0=0.025, gamma=1e-4, eps=0.0, k=1.0, a=1.0, beta=7.5, phi=0.5)
+
+
+@pytest.mark.parametrize("a, k, beta, tol", [(1.0, 1.0, 7.5, 1e-6), (1.0, 2.5, 7.5, 1e-9), (0.5, 1.0, 2.0, 1e-3)])
+def test_force_beyond_the_cutoff_is_below_the_tolerance(a, k, beta, tol):
+    rc = soft_disk_cutoff(a, k, beta, tol)
+    r = rc + np.r_[0.0, np.geomspace(1e-9, 10.0, 200)]
+    dx = jnp.stack([jnp.asarray(r), jnp.zeros_like(r)], -1)
+    magnitude = np.linalg.norm(soft_disk_force(dx, a, k, beta), axis=-1)
+    assert np.all(magnitude <= tol * (1 + 1e-12))
+    # and the cut-off is not wastefully far: just inside it the force is still at the tolerance
+    inside = np.linalg.norm(soft_disk_force(jnp.array([[rc - 1e-3, 0.0]]), a, k, beta))
+    assert inside > tol
+    # the tail estimate k e^{−β(r−2a)}/β of the docstring
+    assert abs(rc - (2 * a + np.log(k / (beta * tol)) / beta)) < tol / k  # log expm1(u) = log u + u/2 + …
+
+
+def dense_force(system, x, cut=True):
+    """All N² pairs, minimum image, written independently of the neighbour list."""
+    n = x.shape[0]
+    dx = minimum_image(x[:, None, :] - x[None, :, :], system.box)
+    off = ~jnp.eye(n, dtype=bool)
+    keep = off & (jnp.linalg.norm(jnp.where(off[..., None], dx, 1.0), axis=-1) < system.cutoff) if cut else off
+    safe = jnp.where(off[..., None], dx, 1.0)
+    f = jnp.where(keep[..., None], soft_disk_force(safe, system.a, system.k, system.beta), 0.0).sum(1)
+    div = jnp.where(keep, soft_disk_force_divergence(safe, system.a, system.k, system.beta), 0.0).sum(1)
+    return f, div
+
+
+@pytest.mark.parametrize("phi", [0.5, 0.9])
+def test_force_equals_dense_reference(phi, rng):
+    system = mips.MIPS(**PAPER | dict(phi=phi), n_particles=150)
+    force = jax.jit(system.force)
+    divergence = jax.jit(system.force_divergence)
+    dense = jax.jit(dense_force, static_argnums=(0, 2))
+    for _ in range(3):
+        x = system.initial_positions(jax.random.key(int(rng.integers(1 << 30))), 1)[0]
+        f_cut, div_cut = dense(system, x, True)
+        f_all, _ = dense(system, x, False)
+        np.testing.assert_allclose(force(x), f_cut, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(divergence(x), div_cut, rtol=1e-12, atol=1e-12)
+        # truncation: a few times the tolerance at most (≈ 2π n r_c tol/β per particle, n ≤ 1/πa² here)
+        assert np.max(np.abs(force(x) - f_all)) < 5 * system.force_tolerance
+        assert np.max(np.abs(f_all)) > 1.0  # overlapping pairs: the comparison is not vacuous
+
+
+def test_force_has_finite_derivatives_despite_padding(rng):
+    system = mips.MIPS(**PAPER, n_particles=40)
+    x = system.initial_positions(jax.random.key(3), 1)[0]
+    jac = jax.jit(jax.jacfwd(system.force))(x)
+    assert np.isfinite(jac).all()
+    # the diagonal 2×2 blocks' traces are the analytic per-particle divergence
+    blocks = jnp.einsum("iaib->iab", jac.reshape(40, 2, 40, 2))
+    np.testing.assert_allclose(jnp.trace(blocks, axis1=1, axis2=2), jax.jit(system.force_divergence)(x), atol=1e-10)
+
+
+def test_overflow_in_the_force_is_an_error_naming_the_capacity():
+    system = mips.MIPS(**PAPER, n_particles=150, cell_capacity=1)
+    x = system.initial_positions(jax.random.key(0), 1)[0]
+    with pytest.raises(Exception, match="cell_capacity"):
+        jax.block_until_ready(jax.jit(system.force)(x))
+
+
+def test_refuses_a_box_smaller_than_twice_the_cutoff():
+    with pytest.raises(ValueError, match="half the box"):
+        mips.MIPS(**PAPER, n_particles=4)
+
+
+def reference_trajectory(system, key, x, g, dt, n_steps):
+    """The same scheme and random numbers as `mips.advance`, with dense all-pairs forces."""
+
+    def body(carry, k):
+        x, g = carry
+        kx, kg = jax.random.split(k)
+        x_new = x + dt * (system.mu * dense_force(system, x)[0] + system.v0 * g)
+        if system.eps > 0:
+            x_new = x_new + np.sqrt(2 * system.eps * dt) * jax.random.normal(kx, x.shape, x.dtype)
+        return (system.wrap(x_new), ou_step(system, kg, g, dt)), None
+
+    run = jax.jit(lambda x, g: jax.lax.scan(body, (x, g), jax.random.split(key, n_steps))[0])
+    return run(x, g)
+
+
+def test_simulation_follows_dense_force_integrator_through_rebuilds():
+    """ε > 0 here, so the noise term √(2εΔt) ξ is checked too."""
+    # v0 large and γ moderate so that particles cross the skin several times in 60 steps
+    system = mips.MIPS(**PAPER | dict(v0=1.0, gamma=0.5, eps=0.01), n_particles=100)
+    x, g = (s[0] for s in system.initial_state(jax.random.key(1), 1))
+    search = system.neighbour_search(skin=0.5)
+    nl = jax.jit(search.build)(x)
+    key = jax.random.key(2)
+    x1, g1, nl1 = mips.advance(system, search, key, x, g, nl, 0.05, 60)
+    search.check(nl1)
+    assert int(nl1.n_builds) >= 4
+    xr, gr = reference_trajectory(system, key, x, g, 0.05, 60)
+    np.testing.assert_allclose(g1, gr, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(minimum_image(x1 - xr, system.box), 0.0, atol=1e-9)
+
+
+def test_simulate_grows_capacities_on_overflow_or_raises():
+    system = mips.MIPS(**PAPER | dict(v0=1.0, gamma=0.5), n_particles=100)
+    x, g = (s[0] for s in system.initial_state(jax.random.key(1), 1))
+    key = jax.random.key(5)
+    tight = dataclasses.replace(system.neighbour_search(0.5), cell_capacity=2, max_neighbours=3)
+    xt, gt, grown = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=tight)
+    assert grown.cell_capacity > 2 and grown.max_neighbours > 3
+    # the same run with the grown capacities from the start
+    xa, ga, same = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=grown)
+    assert same == grown
+    # neighbour rows are sorted, so the sums, hence the trajectories, agree to the last bits
+    np.testing.assert_allclose(xt, xa, atol=1e-12)
+    np.testing.assert_array_equal(gt, ga)
+    with pytest.raises(NeighbourOverflow, match="cell_capacity=2"):
+        mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=tight, grow=False)
