@@ -41,6 +41,10 @@ def ring(c):
     return c["experiments"]["ring"]
 
 
+def trap(c):
+    return c["experiments"]["trap"]
+
+
 # (id, edit of the test config, substrings the message must contain: the key and the allowed values)
 CASES = [
     ("unknown-key", lambda c: ring(c)["training"].update(optimiser="adam"),
@@ -95,6 +99,22 @@ CASES = [
      ["experiments.ring.simulation.dt = 0.25", "dt ≤ 0.1"]),
     ("t-between-off-grid", lambda c: ring(c)["simulation"].update(t_between=0.0015),
      ["experiments.ring.simulation.t_between = 0.0015", "multiple of dt, e.g. 0.002"]),
+    ("trap-map-misses-cluster", lambda c: trap(c)["map"].update(x_range=[-2.0, 2.0]),
+     ["experiments.trap.map.x_range = [-2.0, 2.0]", "does not contain the packed cluster", "low ≤ -3.16"]),
+    ("trap-experiment", lambda c: c["figures"].update(trap_experiment="trapp"),
+     ["figures.trap_experiment = 'trapp'", "allowed: 'trap'"]),
+    ("trap-experiment-missing", lambda c: c["figures"].pop("trap_experiment"),
+     ["figures.trap_experiment = None", "missing, but a trap experiment is configured", "allowed: 'trap'"]),
+    ("transformer-key-on-mlp", lambda c: ring(c)["network"].update(embed_dim=8),
+     ["experiments.ring.network.embed_dim: not allowed for this network kind"]),
+    ("mlp-key-on-transformer", lambda c: trap(c)["network"].update(width=8),
+     ["experiments.trap.network.width: not allowed for this network kind"]),
+    ("embed-dim-splits-badly", lambda c: trap(c)["network"].update(embed_dim=6, n_heads=4),
+     ["experiments.trap.network.embed_dim = 6", "an even multiple of n_heads"]),
+    ("trap-in-3d", lambda c: trap(c)["parameters"].update(dim=3),
+     ["experiments.trap.parameters.dim = 3", "allowed: 2"]),
+    ("trap-snapshot-beyond-heldout", lambda c: trap(c)["map"].update(snapshot=16),
+     ["experiments.trap.map.snapshot = 16", "beyond the held-out set", "0 to 15"]),
     ("t-record-after-end", lambda c: ring(c)["simulation"]["trajectories"].update(t_record=6.0),
      ["experiments.ring.simulation.trajectories.t_record = 6.0", "allowed: dt to 5.0"]),
 ]

@@ -47,7 +47,7 @@ TRAP = ["trap-v0_0", "trap-v0_0.5"]
 EXPERIMENTS = ["ring", *LINEAR, *TRAP]
 PAPER_FIGURES = [name for name in FIGURES if name.startswith("fig")]
 FIGURE_RULES = {name: f"figure_{name[:5]}" for name in PAPER_FIGURES} | {"accuracy-epr": "figure_accuracy"}
-ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy"}  # `all` aside
+ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy", "diagnose"}  # `all` aside
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -400,8 +400,8 @@ def test_slurm_submits_gpu_jobs_side_by_side_despite_a_local_gpu_limit(finished_
     submissions = tmp_path / "sbatch.log"
     submissions.touch()
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_SBATCH_LOG=str(submissions))
-    gpu_rules = ["diagnose", "compute_epr", "aggregate_map"]
-    targets = ["results/ring/diagnostics.csv", "results/ring/epr_summary.csv", "results/ring/epr_map.nc"]
+    gpu_rules = ["compute_epr", "aggregate_map", "attention_rollout"]
+    targets = ["results/ring/epr_summary.csv", "results/ring/epr_map.nc", f"results/{TRAP[1]}/attention.nc"]
     proc = subprocess.Popen(
         [SNAKEMAKE, "--profile", "profiles/slurm", "--configfile", "config/test.yaml", "--resources", "gpu=1",
          "--forcerun", *gpu_rules, "--", *targets],

@@ -75,12 +75,19 @@ def trap_figure_arguments():
     """v0 of each column, and the held-out snapshot drawn in the top rows (map.snapshot)."""
     names = trap_experiments()
     snapshot = EXPERIMENTS[names[0]]["map"]["snapshot"] if names else 0
-    return {"v0": [EXPERIMENTS[n]["parameters"]["v0"] for n in names], "snapshot": snapshot}
+    return {
+        "v0": [EXPERIMENTS[n]["parameters"]["v0"] for n in names],
+        "snapshot": snapshot,
+    }
 
 
 def map_kind(wildcards):
     """Phase-space grids for one-coordinate systems (ring); spatial maps of particles in the plane (trap)."""
-    return "spatial" if EXPERIMENTS[wildcards.experiment]["system"] == "trap" else "phase_space"
+    return (
+        "spatial"
+        if EXPERIMENTS[wildcards.experiment]["system"] == "trap"
+        else "phase_space"
+    )
 
 
 def map_inputs(wildcards):
