@@ -250,8 +250,9 @@ def test_fit_denoising_learns_the_score_of_independent_particles(rng):
     idx, _ = k_nearest(search, x, k)
     learned, exact = trained(x, gt, idx, box), -gt / (var + sigma**2)
     rel = lambda s: float(jnp.linalg.norm(s - exact) / jnp.linalg.norm(exact))  # noqa: E731
-    # Limited by the noise of the targets (|ξ/σ| ≳ |s*| for any σ) at 200 steps of 128 particles.
-    assert rel(learned) < 0.25, rel(learned)
+    # Limited by the noise of the targets (|ξ/σ| ≳ |s*| for any σ) at 200 steps of 128 particles
+    # (about 0.17 seen; the untrained network and the clean score are both off by about 1).
+    assert rel(learned) < 0.3, rel(learned)
     # it is the noised density's score that is learned, not the clean one (−g/var, relative error σ²/var = 1)
     assert rel(-gt / var) > 0.9 and rel(net(x, gt, idx, box)) > 0.9
     # NaN guard: a non-finite loss stops training with TrainingDiverged (same settings: no recompilation)

@@ -40,11 +40,41 @@ Indices = Int[Array, "n K"]
 DEFAULT_CHUNK = 256
 
 
-def _centre_layer(layer: EncoderLayer, h: Float[Array, "T d_e"]) -> Float[Array, " d_e"]:
-    """Row 0 of `layer(h)`, computed with the centre as the only query: the same (91), at 1/(K+1) of
-    the query-side cost. Only the centre's row is decoded, so the last layer needs nothing else."""
-    c = layer.norm_attention(h[0] + layer.attention(h[:1], h, h)[0])
-    return layer.norm_mlp(c + layer.mlp(c))
+def _layer(layer: EncoderLayer, h0: Float[Array, " d_e"], rest: Float[Array, "K d_e"] | None,
+           h: Float[Array, "T d_e"] | None, centre_only: bool) -> Float[Array, "T d_e"]:
+    """One encoder layer (91) on the tokens h, or on (h0; rest) with the centre's row h0 kept apart.
+
+    The weights and modules are the layer's own; the multi-head attention is written out from its
+    projections (the same arithmetic as `eqx.nn.MultiheadAttention`, tested against it through the
+    full transformer) so that two things become possible:
+    - with the centre's row apart (first layer), it is projected separately: forward-mode derivatives
+      with respect to the centre's own g, which there reach h0 only, skip the K other rows' projections;
+    - with `centre_only` the centre is the only query and only its row is returned (the last layer:
+      only the centre's row is decoded)."""
+    att = layer.attention
+    n_heads = att.num_heads
+
+    def project(proj, every: bool = True):
+        if not every:
+            out = proj(h0)[None]
+        elif h is None:
+            out = jnp.concatenate([proj(h0)[None], jax.vmap(proj)(rest)])
+        else:
+            out = jax.vmap(proj)(h)
+        return out.reshape(out.shape[0], n_heads, -1)
+
+    q = project(att.query_proj, every=not centre_only)
+    k, v = project(att.key_proj), project(att.value_proj)
+    logits = jnp.einsum("ihc,jhc->hij", q / math.sqrt(q.shape[-1]), k)
+    dtype = jnp.result_type(logits.dtype, jnp.float32)
+    weights = jax.nn.softmax(logits.astype(dtype), axis=-1).astype(logits.dtype)
+    mixed = jnp.einsum("hij,jhc->ihc", weights, v).reshape(q.shape[0], -1)
+    if centre_only:
+        x = h0[None]
+    else:
+        x = jnp.concatenate([h0[None], rest]) if h is None else h
+    x = jax.vmap(layer.norm_attention)(x + jax.vmap(att.output_proj)(mixed))
+    return jax.vmap(layer.norm_mlp)(x + jax.vmap(layer.mlp)(x))
 
 
 class LocalTransformerScore(eqx.Module):
@@ -93,11 +123,16 @@ class LocalTransformerScore(eqx.Module):
         the centre itself, displacement 0) and g (row 0 is the centre's). Unused outputs cost nothing
         under JIT (XLA drops them)."""
         net = self.network
-        h = net.embed(dx, g)
-        for layer in net.layers[:-1]:
-            h = layer(h)
-        c = _centre_layer(net.layers[-1], h)
-        s_x, s_g = net.decode_x(c), net.decode_g(c)
+        # The embedding (92), the centre's g embedded on its own (see `_layer`).
+        e_x = jax.vmap(net.embed_x)(dx)
+        h0 = jnp.concatenate([e_x[0], net.embed_g(g[0])])
+        rest = jnp.concatenate([e_x[1:], jax.vmap(net.embed_g)(g[1:])], axis=-1)
+        last = len(net.layers) - 1
+        h = None
+        for n, layer in enumerate(net.layers):
+            h = _layer(layer, h0, rest, h, centre_only=n == last)
+            h0, rest = h[0], None
+        s_x, s_g = net.decode_x(h0), net.decode_g(h0)
         if self.shift:
             s_g = s_g - g[0]
         return s_x, s_g
@@ -163,7 +198,13 @@ class LocalTransformerScore(eqx.Module):
         """s_g of all N particles (neighbours: (N, K) indices, e.g. from `k_nearest`; every index must
         name a particle, which a complete `k_nearest` guarantees), evaluated `chunk_size` particles at a
         time (None: all at once)."""
-        return self.scores(x, g, neighbours, box, chunk_size=chunk_size)[1]
+        return self._s_g(x, g, neighbours, box, chunk_size)
+
+    @eqx.filter_jit
+    def _s_g(self, x, g, neighbours, box, chunk_size):
+        self._check(x, neighbours)
+        ids = jnp.arange(x.shape[0])
+        return _map(lambda a: self.particle(x, g, a[0], a[1], box)[1], (ids, neighbours), chunk_size)
 
     @eqx.filter_jit
     def scores(
