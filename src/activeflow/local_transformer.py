@@ -1,7 +1,7 @@
 """The particle-level local transformer of App. F.6 (the MIPS score network).
 
 The score of particle i is the particle transformer of App. E (`transformer.TransformerScore`, whose
-embeddings, encoder layers and decoders it reuses unchanged) applied to K + 1 tokens only: particle i
+weights it holds: embeddings, encoder layers and decoders) applied to K + 1 tokens only: particle i
 itself (token 0) and its K nearest neighbours (minimum image); the output row of token 0 is s^i, the other
 rows are discarded. Weights are shared by all particles, so the network is permutation-equivariant and
 applies to any N and any box.
@@ -16,9 +16,12 @@ Derivatives: only the choice of neighbours is taken outside the differentiated f
 `neighbours.py`, under `stop_gradient`); the displacements and the g^j are gathered inside it, so the
 derivatives with respect to x^i (which enters every displacement) and g^i (token 0) are exact. The
 per-particle divergence ∇_{g^i}·s_g^i is the trace of the d×d Jacobian of the centre's output with
-respect to the centre's own g, by d forward-mode products sharing one primal evaluation.
+respect to the centre's own g, by d forward-mode products sharing one primal evaluation. To keep that
+cheap, each encoder layer is evaluated by `_layer` from the `EncoderLayer`'s own modules (projections,
+LayerNorms, MLP) with the centre's row apart: derivatives w.r.t. g^i then skip the neighbours' rows in
+the embedding and the first layer's projections, and the last layer computes the centre's row only.
 
-All-particle evaluation is chunked over particles (`jax.lax.map` with `batch_size`), so memory is
+All-particle evaluation is chunked over particles (`jax.lax.map` over padded chunks), so memory is
 O(chunk·K·d_e) whatever N is; no N×N array is formed anywhere (neighbour selection included).
 """
 
