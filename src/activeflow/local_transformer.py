@@ -16,10 +16,11 @@ Derivatives: only the choice of neighbours is taken outside the differentiated f
 `neighbours.py`, under `stop_gradient`); the displacements and the g^j are gathered inside it, so the
 derivatives with respect to x^i (which enters every displacement) and g^i (token 0) are exact. The
 per-particle divergence ∇_{g^i}·s_g^i is the trace of the d×d Jacobian of the centre's output with
-respect to the centre's own g, by d forward-mode products sharing one primal evaluation. To keep that
-cheap, each encoder layer is evaluated by `_layer` from the `EncoderLayer`'s own modules (projections,
-LayerNorms, MLP) with the centre's row apart: derivatives w.r.t. g^i then skip the neighbours' rows in
-the embedding and the first layer's projections, and the last layer computes the centre's row only.
+respect to the centre's own g, by d forward-mode products sharing one primal evaluation.
+
+The embeddings and all but the last encoder layer are `TransformerScore`'s own modules, called as they
+are; the last layer computes the centre's row only (`_centre_layer`: the same modules, the centre as
+the only query), since only that row is decoded.
 
 All-particle evaluation is chunked over particles (`jax.lax.map` over padded chunks), so memory is
 O(chunk·K·d_e) whatever N is; no N×N array is formed anywhere (neighbour selection included).
@@ -40,44 +41,17 @@ from activeflow.transformer import EncoderLayer, TransformerScore
 
 Snapshot = Float[Array, "N d"]
 Indices = Int[Array, "n K"]
-DEFAULT_CHUNK = 256
+# Particles per chunk. The divergence carries d tangents through the network besides the primal, and
+# on CPU it ran fastest with smaller chunks (arrays that stay in cache) than the forward pass.
+DEFAULT_CHUNK = 64
+DIVERGENCE_CHUNK = 16
 
 
-def _layer(layer: EncoderLayer, h0: Float[Array, " d_e"], rest: Float[Array, "K d_e"] | None,
-           h: Float[Array, "T d_e"] | None, centre_only: bool) -> Float[Array, "T d_e"]:
-    """One encoder layer (91) on the tokens h, or on (h0; rest) with the centre's row h0 kept apart.
-
-    The weights and modules are the layer's own; the multi-head attention is written out from its
-    projections (the same arithmetic as `eqx.nn.MultiheadAttention`, tested against it through the
-    full transformer) so that two things become possible:
-    - with the centre's row apart (first layer), it is projected separately: forward-mode derivatives
-      with respect to the centre's own g, which there reach h0 only, skip the K other rows' projections;
-    - with `centre_only` the centre is the only query and only its row is returned (the last layer:
-      only the centre's row is decoded)."""
-    att = layer.attention
-    n_heads = att.num_heads
-
-    def project(proj, every: bool = True):
-        if not every:
-            out = proj(h0)[None]
-        elif h is None:
-            out = jnp.concatenate([proj(h0)[None], jax.vmap(proj)(rest)])
-        else:
-            out = jax.vmap(proj)(h)
-        return out.reshape(out.shape[0], n_heads, -1)
-
-    q = project(att.query_proj, every=not centre_only)
-    k, v = project(att.key_proj), project(att.value_proj)
-    logits = jnp.einsum("ihc,jhc->hij", q / math.sqrt(q.shape[-1]), k)
-    dtype = jnp.result_type(logits.dtype, jnp.float32)
-    weights = jax.nn.softmax(logits.astype(dtype), axis=-1).astype(logits.dtype)
-    mixed = jnp.einsum("hij,jhc->ihc", weights, v).reshape(q.shape[0], -1)
-    if centre_only:
-        x = h0[None]
-    else:
-        x = jnp.concatenate([h0[None], rest]) if h is None else h
-    x = jax.vmap(layer.norm_attention)(x + jax.vmap(att.output_proj)(mixed))
-    return jax.vmap(layer.norm_mlp)(x + jax.vmap(layer.mlp)(x))
+def _centre_layer(layer: EncoderLayer, h: Float[Array, "T d_e"]) -> Float[Array, "1 d_e"]:
+    """Row 0 of `layer(h)` (91), computed with the centre as the only query, by the layer's own
+    modules: the last layer, where only the centre's row is decoded (1/(K+1) of the query-side cost)."""
+    c = jax.vmap(layer.norm_attention)(h[:1] + layer.attention(h[:1], h, h))
+    return jax.vmap(layer.norm_mlp)(c + jax.vmap(layer.mlp)(c))
 
 
 class LocalTransformerScore(eqx.Module):
@@ -126,16 +100,11 @@ class LocalTransformerScore(eqx.Module):
         the centre itself, displacement 0) and g (row 0 is the centre's). Unused outputs cost nothing
         under JIT (XLA drops them)."""
         net = self.network
-        # The embedding (92), the centre's g embedded on its own (see `_layer`).
-        e_x = jax.vmap(net.embed_x)(dx)
-        h0 = jnp.concatenate([e_x[0], net.embed_g(g[0])])
-        rest = jnp.concatenate([e_x[1:], jax.vmap(net.embed_g)(g[1:])], axis=-1)
-        last = len(net.layers) - 1
-        h = None
-        for n, layer in enumerate(net.layers):
-            h = _layer(layer, h0, rest, h, centre_only=n == last)
-            h0, rest = h[0], None
-        s_x, s_g = net.decode_x(h0), net.decode_g(h0)
+        h = net.embed(dx, g)
+        for layer in net.layers[:-1]:
+            h = layer(h)
+        c = _centre_layer(net.layers[-1], h)[0]
+        s_x, s_g = net.decode_x(c), net.decode_g(c)
         if self.shift:
             s_g = s_g - g[0]
         return s_x, s_g
@@ -232,7 +201,7 @@ class LocalTransformerScore(eqx.Module):
         neighbours: Indices,
         box: float | None,
         *,
-        chunk_size: int | None = DEFAULT_CHUNK,
+        chunk_size: int | None = DIVERGENCE_CHUNK,
     ) -> tuple[Snapshot, Float[Array, " N"]]:
         """(s_g^i, ∇_{g^i}·s_g^i) for all particles, exact, chunked."""
         self._check(x, neighbours)
