@@ -1,0 +1,190 @@
+"""Denoising score matching on s_g only (App. D.3, eq. (88); F.8–F.9), for the MIPS system.
+
+One step of a thermal dynamics without drift, r̃ = r + σξ, is applied to the whole snapshot (x *and* g,
+F.8; the drift is neglected as higher order in Δt, F.9). The transition score in g is −ξ_g/σ, so
+
+    L_d = E |s_g(x̃, g̃) + ξ_g/σ|²,
+
+averaged over a batch of particles of one snapshot (the loss splits over particles and the network is
+particle-level, F.9). Up to a constant it equals E|s_g − ∇_g log ρ_σ|² where ρ_σ is the density of the
+noised data (84), so its minimiser is the score of the noised density, which tends to the score of the
+data as σ → 0.
+
+`fit_denoising` trains a `LocalTransformerScore` with it: RAdam on a warmup-cosine schedule (optax), an
+exponential moving average (EMA) of the weights that is never reset, and a guard that stops with
+`TrainingDiverged` at the first non-finite loss or gradient.
+"""
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+import pandas as pd
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from activeflow.local_transformer import LocalTransformerScore, k_nearest, nearest_search
+from activeflow.neighbours import NeighbourOverflow, NeighbourSearch
+from activeflow.train import check_finite, make_optimizer
+
+log = logging.getLogger(__name__)
+Snapshot = Float[Array, "N d"]
+# score_g(x̃, g̃, particles) -> s_g of those particles, shape (n, d)
+ScoreG = Callable[[Snapshot, Snapshot, Int[Array, " n"]], Float[Array, "n d"]]
+
+
+class DenoisingTerms(NamedTuple):
+    total: Float[Array, ""]
+
+
+def noise(key: PRNGKeyArray, x: Snapshot, g: Snapshot, sigma: float):
+    """(x̃, g̃, ξ_g) with x̃ = x + σξ_x, g̃ = g + σξ_g, ξ standard normal."""
+    kx, kg = jax.random.split(key)
+    xi_x = jax.random.normal(kx, x.shape, x.dtype)
+    xi_g = jax.random.normal(kg, g.shape, g.dtype)
+    return x + sigma * xi_x, g + sigma * xi_g, xi_g
+
+
+def denoising_loss(
+    score_g: ScoreG,
+    x: Snapshot,
+    g: Snapshot,
+    particles: Int[Array, " n"],
+    key: PRNGKeyArray,
+    sigma: float,
+    has_aux: bool = False,
+):
+    """(88) on s_g for one snapshot: mean over `particles` of |s_g^i(x̃, g̃) + ξ_g^i/σ|², the whole
+    snapshot being noised (the neighbours of a particle are noised too). With `has_aux`, score_g
+    returns (s_g, aux) and this returns (loss, aux)."""
+    xt, gt, xi_g = noise(key, x, g, sigma)
+    out = score_g(xt, gt, particles)
+    s, aux = out if has_aux else (out, None)
+    loss = jnp.mean(jnp.sum((s + xi_g[particles] / sigma) ** 2, axis=-1))
+    return (loss, aux) if has_aux else loss
+
+
+def local_score_g(model: LocalTransformerScore, search: NeighbourSearch, box: float):
+    """score_g(x̃, g̃, particles) -> (s_g of the particles, their completeness flags) for a local
+    transformer, the neighbours of the (noised) snapshot being chosen by `k_nearest` with `search`
+    (use with `denoising_loss(..., has_aux=True)`)."""
+
+    def score_g(xt, gt, particles):
+        indices, complete = k_nearest(search, xt, model.n_neighbours)
+        _, s_g = model.at(xt, gt, particles, indices[particles], box)
+        return s_g, complete[particles]
+
+    return score_g
+
+
+def make_denoising_step(optimizer: optax.GradientTransformation, search: NeighbourSearch, box: float,
+                        sigma: float, ema_decay: float):
+    @eqx.filter_jit
+    def step_fn(model, opt_state, ema, step, xs, gs, batch_size, key):
+        # One snapshot and `batch_size` distinct particles of it; the step's randomness is fold_in(key, step).
+        ksnap, kpart, key = jax.random.split(jax.random.fold_in(key, step), 3)
+        s = jax.random.randint(ksnap, (), 0, xs.shape[0])
+        x, g = xs[s], gs[s]
+        particles = jax.random.choice(kpart, x.shape[0], (batch_size,), replace=False)
+
+        def loss_fn(m):
+            loss, complete = denoising_loss(local_score_g(m, search, box), x, g, particles, key, sigma, True)
+            return loss, jnp.sum(~complete)
+
+        (loss, incomplete), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model)
+        params = eqx.filter(model, eqx.is_inexact_array)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        model = eqx.apply_updates(model, updates)
+        # Same EMA as `train.fit`: warm start, never reset.
+        decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))  # step: an integer array
+        ema = optax.incremental_update(eqx.filter(model, eqx.is_inexact_array), ema, 1.0 - decay)
+        return model, opt_state, ema, loss, optax.tree.norm(grads), incomplete
+
+    return step_fn
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_step(steps, warmup_steps, learning_rate, optimizer, clip_norm, search, box, sigma, ema_decay):
+    """Optimiser, schedule and jitted step for these settings; cached, so that repeated fits with the
+    same settings (a notebook, a test) reuse the compiled step."""
+    opt, schedule = make_optimizer(dict(
+        steps=steps, warmup_steps=warmup_steps, learning_rate=learning_rate, optimizer=optimizer,
+        clip_norm=clip_norm,
+    ))
+    return opt, schedule, make_denoising_step(opt, search, box, sigma, ema_decay)
+
+
+def fit_denoising(
+    model: LocalTransformerScore,
+    x: Float[Array, "S N d"],
+    g: Float[Array, "S N d"],
+    box: float,
+    *,
+    sigma: float,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    warmup_steps: int,
+    key: PRNGKeyArray,
+    ema_decay: float = 0.999,
+    optimizer: str = "radam",
+    clip_norm: float = float("inf"),
+    search: NeighbourSearch | None = None,
+    log_every: int = 100,
+) -> tuple[LocalTransformerScore, pd.DataFrame]:
+    """Train on snapshots x, g of shape (S, N, d) (S ≥ 1) in a periodic box of side `box`; each step
+    draws one snapshot and `batch_size` distinct particles of it, noises the whole snapshot and takes
+    one optimiser step on (88). Returns the EMA model and a log (one row per `log_every` steps: step,
+    loss, learning rate, gradient norm, seconds). `search` defaults to `nearest_search` on the data.
+
+    Raises `TrainingDiverged` at the first non-finite loss or gradient norm (no model is returned), and
+    `NeighbourOverflow` if a noised snapshot's K nearest neighbours were not certainly found."""
+    x, g = jnp.asarray(x), jnp.asarray(g)
+    if x.ndim == 2:
+        x, g = x[None], g[None]
+    n = x.shape[1]
+    if batch_size > n:
+        raise ValueError(f"batch_size={batch_size} exceeds the {n} particles of a snapshot")
+    if search is None:
+        search = nearest_search(x, box, model.n_neighbours)
+    opt, schedule, step_fn = _compiled_step(
+        steps, warmup_steps, float(learning_rate), optimizer, float(clip_norm), search, float(box), float(sigma),
+        float(ema_decay),
+    )
+    params = eqx.filter(model, eqx.is_inexact_array)
+    opt_state, ema = opt.init(params), params
+    rows, start = [], time.perf_counter()
+    kept = "no model is returned"
+    for step in range(steps):
+        model, opt_state, ema, loss, grad_norm, incomplete = step_fn(
+            model, opt_state, ema, jnp.asarray(step), x, g, batch_size, key
+        )
+        check_finite(step + 1, DenoisingTerms(loss), float(grad_norm), kept)
+        if int(incomplete):
+            raise NeighbourOverflow(
+                f"step {step + 1}: the {model.n_neighbours} nearest neighbours of {int(incomplete)} noised "
+                f"particles lie beyond the search cut-off {search.cutoff:g} (or a capacity overflowed); "
+                "pass a search with a larger cut-off"
+            )
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            seconds = time.perf_counter() - start
+            rows.append(dict(step=done, loss=float(loss), learning_rate=float(schedule(step)),
+                             grad_norm=float(grad_norm), seconds=seconds))
+            rate = done / seconds
+            log.info("denoising step %d/%d loss %.5g lr %.3g | %.1f steps/s, %.0f s left",
+                     done, steps, float(loss), rows[-1]["learning_rate"], rate, (steps - done) / rate)
+    return eqx.combine(ema, model), pd.DataFrame(rows)
+
+
+def exact_noised_gaussian_loss(a: float, variance: float, sigma: float, dim: int = 1) -> float:
+    """E|−a g̃ + ξ/σ|² for g ~ N(0, variance·I_dim), g̃ = g + σξ, which is
+    dim·(a²(variance + σ²) − 2a + 1/σ²), minimal at a = 1/(variance + σ²), the score of the noised
+    density (reference for tests)."""
+    return dim * (a**2 * (variance + sigma**2) - 2 * a + 1 / sigma**2)
+

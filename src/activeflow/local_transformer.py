@@ -1,0 +1,280 @@
+"""The particle-level local transformer of App. F.6 (the MIPS score network).
+
+The score of particle i is the particle transformer of App. E (`transformer.TransformerScore`, whose
+weights it holds: embeddings, encoder layers and decoders) applied to K + 1 tokens only: particle i
+itself (token 0) and its K nearest neighbours (minimum image); the output row of token 0 is s^i, the other
+rows are discarded. Weights are shared by all particles, so the network is permutation-equivariant and
+applies to any N and any box.
+
+Positions enter as displacements from the centre, x^j − x^i folded into the box (the centre's own token
+sees 0), so the score is invariant under translations and periodic foldings of the snapshot. This is the
+one departure from the trap's full transformer, which embeds absolute positions (the trap breaks
+translation invariance, the periodic box does not): with K = N − 1 the local network reproduces, for each
+i, the full transformer *applied to the snapshot re-centred on particle i*, read at row i (tested).
+
+Derivatives: only the choice of neighbours is taken outside the differentiated function (indices from
+`neighbours.py`, under `stop_gradient`); the displacements and the g^j are gathered inside it, so the
+derivatives with respect to x^i (which enters every displacement) and g^i (token 0) are exact. The
+per-particle divergence ∇_{g^i}·s_g^i is the trace of the d×d Jacobian of the centre's output with
+respect to the centre's own g, by d forward-mode products sharing one primal evaluation.
+
+The embeddings and all but the last encoder layer are `TransformerScore`'s own modules, called as they
+are; the last layer computes the centre's row only (`_centre_layer`: the same modules, the centre as
+the only query), since only that row is decoded.
+
+All-particle evaluation is chunked over particles (`jax.lax.map` over padded chunks), so memory is
+O(chunk·K·d_e) whatever N is; no N×N array is formed anywhere (neighbour selection included).
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from scipy.spatial import cKDTree
+
+from activeflow.forces import minimum_image
+from activeflow.neighbours import NeighbourSearch
+from activeflow.transformer import EncoderLayer, TransformerScore
+
+Snapshot = Float[Array, "N d"]
+Indices = Int[Array, "n K"]
+# Particles per chunk. The divergence carries d tangents through the network besides the primal, and
+# on CPU it ran fastest with smaller chunks (arrays that stay in cache) than the forward pass.
+DEFAULT_CHUNK = 64
+DIVERGENCE_CHUNK = 16
+
+
+def _centre_layer(layer: EncoderLayer, h: Float[Array, "T d_e"]) -> Float[Array, "1 d_e"]:
+    """Row 0 of `layer(h)` (91), computed with the centre as the only query, by the layer's own
+    modules: the last layer, where only the centre's row is decoded (1/(K+1) of the query-side cost)."""
+    c = jax.vmap(layer.norm_attention)(h[:1] + layer.attention(h[:1], h, h))
+    return jax.vmap(layer.norm_mlp)(c + jax.vmap(layer.mlp)(c))
+
+
+class LocalTransformerScore(eqx.Module):
+    """s^i = transformer(tokens i, nbr_1(i), …, nbr_K(i))[0] for every particle i (F.6).
+
+    `network` holds all the weights (a `TransformerScore`); `n_neighbours` is K. With `shift`, the
+    Boltzmann-informed s_g = −g + N_g of F.3.2 (for D_g = γ, g ~ N(0, 1) at v0 = 0)."""
+
+    network: TransformerScore
+    n_neighbours: int = eqx.field(static=True)
+    shift: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if self.n_neighbours < 1:
+            raise ValueError(f"n_neighbours must be >= 1, got {self.n_neighbours}")
+
+    @classmethod
+    def build(
+        cls,
+        dim: int,
+        embed_dim: int,
+        n_layers: int,
+        n_heads: int,
+        mlp_width: int,
+        mlp_depth: int,
+        n_neighbours: int,
+        zero_output: bool = False,
+        shift: bool = False,
+        *,
+        key: PRNGKeyArray,
+    ) -> "LocalTransformerScore":
+        """Fresh weights, with the hyperparameters of `TransformerScore` plus K."""
+        net = TransformerScore(dim, embed_dim, n_layers, n_heads, mlp_width, mlp_depth, zero_output, key=key)
+        return cls(net, n_neighbours, shift)
+
+    @property
+    def dim(self) -> int:
+        return self.network.dim
+
+    # ---- one particle -------------------------------------------------------------------------------
+
+    def centre(
+        self, dx: Float[Array, "T d"], g: Float[Array, "T d"]
+    ) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
+        """(s_x, s_g) of the centre from its T = K + 1 tokens: displacements from the centre (row 0 is
+        the centre itself, displacement 0) and g (row 0 is the centre's). Unused outputs cost nothing
+        under JIT (XLA drops them)."""
+        net = self.network
+        h = net.embed(dx, g)
+        for layer in net.layers[:-1]:
+            h = layer(h)
+        c = _centre_layer(net.layers[-1], h)[0]
+        s_x, s_g = net.decode_x(c), net.decode_g(c)
+        if self.shift:
+            s_g = s_g - g[0]
+        return s_x, s_g
+
+    def tokens(
+        self, x: Snapshot, g: Snapshot, i: Int[Array, ""], neighbours: Int[Array, " K"], box: float | None
+    ) -> tuple[Float[Array, "T d"], Float[Array, "T d"]]:
+        """Token inputs of particle i, gathered from the snapshot (differentiable in x and g): minimum-image
+        x^j − x^i and g^j for j = i, neighbours. Only the indices are held fixed."""
+        neighbours = jax.lax.stop_gradient(neighbours)
+        dx = minimum_image(x[neighbours] - x[i], box)
+        dx = jnp.concatenate([jnp.zeros_like(dx[:1]), dx])
+        return dx, jnp.concatenate([g[i][None], g[neighbours]])
+
+    def particle(
+        self, x: Snapshot, g: Snapshot, i: Int[Array, ""], neighbours: Int[Array, " K"], box: float | None
+    ) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
+        """(s_x^i, s_g^i) as functions of the whole snapshot (differentiate this one w.r.t. x or g)."""
+        return self.centre(*self.tokens(x, g, i, neighbours, box))
+
+    def particle_divergence(
+        self, x: Snapshot, g: Snapshot, i: Int[Array, ""], neighbours: Int[Array, " K"], box: float | None
+    ) -> tuple[Float[Array, " d"], Float[Array, "d d"]]:
+        """s_g^i and the exact d×d block ∂s_g^i/∂g^i: g^i enters token 0 only (i is not its own
+        neighbour), so this is the Jacobian of the centre's output w.r.t. its own token's g, by d
+        forward-mode products that share one primal evaluation."""
+        dx, gt = self.tokens(x, g, i, neighbours, box)
+
+        def s_g(g_centre):
+            return self.centre(dx, gt.at[0].set(g_centre))[1]
+
+        basis = jnp.eye(self.dim, dtype=g.dtype)
+        value, columns = jax.vmap(lambda e: jax.jvp(s_g, (gt[0],), (e,)), out_axes=(None, 0))(basis)
+        return value, columns.T  # columns[k] = ∂s_g/∂g_k
+
+    # ---- many particles -----------------------------------------------------------------------------
+
+    def _check(self, x: Snapshot, neighbours: Indices) -> None:
+        if neighbours.shape[-1] != self.n_neighbours:
+            raise ValueError(f"neighbour indices have {neighbours.shape[-1]} columns, the network takes "
+                             f"K = n_neighbours = {self.n_neighbours}")
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"one snapshot of shape (N, {self.dim}) expected, got {x.shape}")
+
+    @eqx.filter_jit
+    def at(
+        self, x: Snapshot, g: Snapshot, particles: Int[Array, " n"], neighbours: Indices, box: float | None
+    ) -> tuple[Float[Array, "n d"], Float[Array, "n d"]]:
+        """(s_x, s_g) of the listed particles (neighbours[k] are those of particles[k]); unchunked, for a
+        training batch."""
+        self._check(x, neighbours)
+        return jax.vmap(lambda i, nb: self.particle(x, g, i, nb, box))(particles, neighbours)
+
+    def __call__(
+        self,
+        x: Snapshot,
+        g: Snapshot,
+        neighbours: Indices,
+        box: float | None,
+        *,
+        chunk_size: int | None = DEFAULT_CHUNK,
+    ) -> Snapshot:
+        """s_g of all N particles (neighbours: (N, K) indices, e.g. from `k_nearest`; every index must
+        name a particle, which a complete `k_nearest` guarantees), evaluated `chunk_size` particles at a
+        time (None: all at once)."""
+        return self._s_g(x, g, neighbours, box, chunk_size)
+
+    @eqx.filter_jit
+    def _s_g(self, x, g, neighbours, box, chunk_size):
+        self._check(x, neighbours)
+        ids = jnp.arange(x.shape[0])
+        return _map(lambda a: self.particle(x, g, a[0], a[1], box)[1], (ids, neighbours), chunk_size)
+
+    @eqx.filter_jit
+    def scores(
+        self,
+        x: Snapshot,
+        g: Snapshot,
+        neighbours: Indices,
+        box: float | None,
+        *,
+        chunk_size: int | None = DEFAULT_CHUNK,
+    ) -> tuple[Snapshot, Snapshot]:
+        """(s_x, s_g) of all particles, chunked (s_x is meaningful only for a network trained on it)."""
+        self._check(x, neighbours)
+        ids = jnp.arange(x.shape[0])
+        return _map(lambda a: self.particle(x, g, a[0], a[1], box), (ids, neighbours), chunk_size)
+
+    @eqx.filter_jit
+    def score_and_divergence(
+        self,
+        x: Snapshot,
+        g: Snapshot,
+        neighbours: Indices,
+        box: float | None,
+        *,
+        chunk_size: int | None = DIVERGENCE_CHUNK,
+    ) -> tuple[Snapshot, Float[Array, " N"]]:
+        """(s_g^i, ∇_{g^i}·s_g^i) for all particles, exact, chunked."""
+        self._check(x, neighbours)
+        ids = jnp.arange(x.shape[0])
+
+        def one(a):
+            value, jac = self.particle_divergence(x, g, a[0], a[1], box)
+            return value, jnp.trace(jac)
+
+        return _map(one, (ids, neighbours), chunk_size)
+
+
+def _map(f, xs, chunk_size: int | None):
+    """f over the leading axis of xs, `chunk_size` at a time: xs is padded with copies of its first
+    entry to whole chunks (one compiled body, no separate remainder), mapped chunk by chunk with
+    `lax.map`, and the padding dropped."""
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return jax.vmap(f)(xs)
+    n_chunks = -(-n // chunk_size)
+    pad = n_chunks * chunk_size - n
+
+    def chunks(a):
+        a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad, *a.shape[1:]))]) if pad else a
+        return a.reshape(n_chunks, chunk_size, *a.shape[1:])
+
+    out = jax.lax.map(jax.vmap(f), jax.tree.map(chunks, xs))
+    return jax.tree.map(lambda a: a.reshape(n_chunks * chunk_size, *a.shape[2:])[:n], out)
+
+
+# ---- neighbour selection ---------------------------------------------------------------------------
+
+
+@eqx.filter_jit
+def k_nearest(search: NeighbourSearch, x: Snapshot, k: int) -> tuple[Indices, Bool[Array, " N"]]:
+    """Indices of the k nearest neighbours (minimum image) of every particle, from a fresh cell/Verlet
+    list, and whether each choice is certainly right (see `NeighbourSearch.nearest`). JIT-able; O(N).
+    The choice is piecewise constant in x and is taken under stop_gradient."""
+    x = jax.lax.stop_gradient(x)
+    neighbours = search.build(x)
+    indices, complete = search.nearest(x, neighbours, k)
+    return jax.lax.stop_gradient(indices), complete
+
+
+def nearest_search(
+    x: Float[Array, "*S N d"], box: float, k: int, *, margin: float = 1.2, capacity_margin: float = 1.25
+) -> NeighbourSearch:
+    """A `NeighbourSearch` whose `k_nearest(search, ·, k)` is complete for every snapshot in x (one
+    (N, d) snapshot or a stack of them): its cut-off is `margin` × the largest k-th-neighbour distance
+    in the data, so that slightly moved (e.g. noised) copies stay complete, and its capacities fit the
+    data with a relative `capacity_margin` plus headroom for fluctuations. `k_nearest` still reports
+    completeness for the snapshot it is given: check it.
+
+    This only *sizes* the search, outside JIT, with a periodic k-d tree (scipy) on the concrete data,
+    so it compiles nothing; the neighbours themselves come from the cell/Verlet lists of
+    `neighbours.py`. Memory O(N) per snapshot."""
+    snapshots = np.asarray(x, dtype=np.float64).reshape(-1, *np.shape(x)[-2:])
+    n, dim = snapshots.shape[1:]
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k = {k} nearest neighbours need 1 <= k <= N - 1 = {n - 1}")
+    folded = [np.where(f >= box, 0.0, f) for f in np.mod(snapshots, box)]
+    trees = [cKDTree(f, boxsize=box) for f in folded]
+    kth = max(float(t.query(f, k=k + 1)[0][:, -1].max()) for t, f in zip(trees, folded))
+    radius_all = box * math.sqrt(dim) / 2 * (1 + 1e-9)  # lists every pair (minimum image)
+    cutoff = min(max(margin * kth, 1e-9 * box), radius_all)
+    m = NeighbourSearch(box=box, cutoff=cutoff, skin=0.0, cell_capacity=1, max_neighbours=1, dim=dim).cells_per_side
+    weights = m ** np.arange(dim)[::-1]
+    cell = max(int(np.bincount(np.clip(np.floor(f * (m / box)).astype(int), 0, m - 1) @ weights).max())
+               for f in folded)
+    nbrs = max(int(t.query_ball_point(f, r=cutoff, return_length=True).max()) - 1 for t, f in zip(trees, folded))
+
+    def room(count: int) -> int:
+        return math.ceil(capacity_margin * count + 2 * math.sqrt(count)) + 2
+
+    return NeighbourSearch(box=box, cutoff=cutoff, skin=0.0, dim=dim,
+                           cell_capacity=room(cell), max_neighbours=max(room(nbrs), k))
