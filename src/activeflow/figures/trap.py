@@ -125,8 +125,9 @@ def fig17_trap_system_epr_parts(epr, maps, v0, snapshot=0) -> Figure:
 
 def fig07_trap_attention(attention: list[xr.Dataset], v0: list[float], snapshot=0) -> Figure:
     """Rows: example particles (circled in white), from the trap centre outwards; columns: v0.
-    Colour: the rollout weight of every particle for the example's score. The example's own weight
-    (at least ½ from the residual identity) is left out of the colour scale."""
+    Colour: the rollout weight of every particle for the example's score, scaled from the smallest to
+    the largest weight of the other particles; the example's own weight (at least ½, from the residual
+    identity) saturates."""
     n_rows = max(a.sizes["example"] for a in attention)
     n_cols = len(v0)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.5, 2.4 * n_rows), squeeze=False,
@@ -138,15 +139,22 @@ def fig07_trap_attention(attention: list[xr.Dataset], v0: list[float], snapshot=
             ax = axes[r, j]
             weights = a.rollout.values[i]
             others = np.delete(weights, i)
-            norm = Normalize(0.0, float(others.max()) if others.max() > 0 else 1.0)
-            draw_particles(fig, ax, x, weights, radius, norm, "viridis", lim)
+            lo, hi = float(others.min()), float(others.max())
+            draw_particles(fig, ax, x, weights, radius, Normalize(lo, hi if hi > lo else lo + 1e-12), "viridis", lim)
             ax.add_patch(plt.Circle(x[i], radius * 1.15, fill=False, ec="w", lw=1.8))
+            ax.text(0.03, 0.03, f"particle {i}", transform=ax.transAxes, fontsize=7)
             if r == 0:
                 ax.set_title(f"$v_0 = {v:g}$")
             if j == 0:
-                ax.set_ylabel(f"particle {i}")
+                ax.set_ylabel(_rank_label(r, n_rows))
     fig.suptitle("Attention rollout: relevance of each particle to the circled particle's score")
     return fig
+
+
+def _rank_label(r: int, n: int) -> str:
+    if n == 1 or r == 0:
+        return "innermost"
+    return "outermost" if r == n - 1 else f"intermediate ({r}/{n - 1})"
 
 
 DIAGNOSTIC_PANELS = [
@@ -159,7 +167,7 @@ DIAGNOSTIC_PANELS = [
 
 def fig18_trap_diagnostics(diagnostics: list[xr.Dataset], v0: list[float], snapshot=0) -> Figure:
     """Distributions over held-out snapshots of the four invariants (normalised by N), one histogram
-    per v0, with mean μ and standard deviation σ in the legend."""
+    per v0 on a log density axis, with mean μ and standard deviation σ in the legend."""
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(v0)))
     for ax, (letter, label, get) in zip(axes.ravel(), DIAGNOSTIC_PANELS, strict=True):
@@ -168,6 +176,7 @@ def fig18_trap_diagnostics(diagnostics: list[xr.Dataset], v0: list[float], snaps
             ax.hist(values, bins=40, histtype="step", color=c, density=True,
                     label=f"$v_0={v:g}$: μ={values.mean():+.2g}, σ={values.std(ddof=1):.2g}")
         ax.axvline(0.0, color="k", lw=0.6, ls=":")
+        ax.set_yscale("log")  # the v0 = 0 spike is orders of magnitude narrower than the others
         ax.set_xlabel(label)
         ax.set_ylabel("density")
         ax.legend(fontsize=6)
