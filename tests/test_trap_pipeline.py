@@ -11,6 +11,7 @@ from activeflow import attention, io, maps, simulate, train
 from activeflow.epr import epr_dataset
 from activeflow.networks import MLPScore, ScoreModel
 from activeflow.systems import Linear, Trap
+from activeflow.transformer import attention_rollout
 
 TRAP = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.0, gamma=0.1, eps=0.1, trap=0.05, n_particles=6, dim=2)
 NETWORK = dict(kind="transformer", embed_dim=8, n_layers=1, n_heads=2, mlp_width=8, mlp_depth=1, boltzmann_shift=True)
@@ -121,6 +122,7 @@ def test_rollout_dataset_rows_are_distributions(model, snapshot):
     assert ds.rollout.shape == (6, 6) and ds.layer_attention.shape == (1, 6, 6)
     np.testing.assert_allclose(ds.rollout.sum("source"), 1.0, rtol=1e-5)
     assert (np.diag(ds.rollout.values) >= 0.5 - 1e-6).all()  # the residual identity's half
+    np.testing.assert_allclose(ds.rollout, attention_rollout(model, *snapshot), rtol=1e-6)
     mlp = ScoreModel(MLPScore(6, 2, 4, 1, None, key=jax.random.key(0)), Trap(**TRAP), shift=False)
     with pytest.raises(TypeError, match="transformer"):
         attention.rollout_dataset(mlp, *snapshot, n_examples=1)

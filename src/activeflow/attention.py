@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from activeflow import io
-from activeflow.transformer import TransformerScore, attention_rollout
+from activeflow.transformer import TransformerScore, rollout
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,8 @@ def rollout_dataset(model, x: np.ndarray, g: np.ndarray, n_examples: int) -> xr.
     network = getattr(model, "network", model)
     if not isinstance(network, TransformerScore):
         raise TypeError(f"attention rollout needs a transformer network, not {type(network).__name__}")
-    maps = np.asarray(network.attention_maps(x, g))
-    rolled = np.asarray(attention_rollout(model, x, g))
+    maps = network.attention_maps(x, g)
+    rolled, maps = np.asarray(rollout(maps)), np.asarray(maps)
     vec, pair = ("particle", "dim"), ("particle", "source")
     return xr.Dataset(
         {

@@ -264,6 +264,14 @@ def _map_ranges(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator
                 yield problem(f"experiments.{name}.map.{sub}", [lo, hi], "not increasing", "[low, high] with low < high")
 
 
+def _stiff_dt(name: str, dt: float, rate: float, formula: str) -> Iterator[str]:
+    """dt against the system's stiffest relaxation rate (see MAX_RATE_DT)."""
+    if rate * dt > MAX_RATE_DT:
+        yield problem(f"experiments.{name}.simulation.dt", dt,
+                      f"too large for the stiffest rate {formula} = {rate:g} (rate·dt = {rate * dt:.3g})",
+                      f"dt ≤ {MAX_RATE_DT / rate:.3g} (rate·dt ≤ {MAX_RATE_DT})")
+
+
 @experiment_check("ring")
 def _ring(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
     p, dt = exp["parameters"], exp["simulation"]["dt"]
@@ -273,11 +281,7 @@ def _ring(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
         yield problem(f"experiments.{name}.map.x_range", [lo, hi], f"leaves the ring of length L = {p['L']}",
                       f"within [-L/2, L/2] = [{-half}, {half}]")
     # Stiffest relaxation rates: the displacement's repulsion 2μ|f'| ≤ 2μk, and γ for g.
-    rate = max(2 * p["mu"] * p["k"], p["gamma"])
-    if rate * dt > MAX_RATE_DT:
-        yield problem(f"experiments.{name}.simulation.dt", dt,
-                      f"too large for the stiffest rate max(2·mu·k, gamma) = {rate:g} (rate·dt = {rate * dt:.3g})",
-                      f"dt ≤ {MAX_RATE_DT / rate:.3g} (rate·dt ≤ {MAX_RATE_DT})")
+    yield from _stiff_dt(name, dt, max(2 * p["mu"] * p["k"], p["gamma"]), "max(2·mu·k, gamma)")
 
 
 @experiment_check("linear")
@@ -285,10 +289,7 @@ def _linear(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str
     p, dt = exp["parameters"], exp["simulation"]["dt"]
     # Stiffest rates: the trap with all springs, μ(A + kN), and γ for g.
     rate = max(p["mu"] * (p["trap"] + p["spring"] * p["n_particles"]), p["gamma"])
-    if rate * dt > MAX_RATE_DT:
-        yield problem(f"experiments.{name}.simulation.dt", dt,
-                      f"too large for the stiffest rate max(mu·(trap + spring·N), gamma) = {rate:g}",
-                      f"dt ≤ {MAX_RATE_DT / rate:.3g} (rate·dt ≤ {MAX_RATE_DT})")
+    yield from _stiff_dt(name, dt, rate, "max(mu·(trap + spring·N), gamma)")
 
 
 @experiment_check("trap")
@@ -296,11 +297,8 @@ def _trap(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
     p, sim, m = exp["parameters"], exp["simulation"], exp["map"]
     key = f"experiments.{name}"
     # Stiffest rates: the trap plus up to six touching neighbours, each of stiffness ≤ k; and γ.
-    rate = max(p["mu"] * (p["trap"] + 6 * p["k"]), p["gamma"])
-    if rate * sim["dt"] > MAX_RATE_DT:
-        yield problem(f"{key}.simulation.dt", sim["dt"],
-                      f"too large for the stiffest rate max(mu·(trap + 6k), gamma) = {rate:g}",
-                      f"dt ≤ {MAX_RATE_DT / rate:.3g} (rate·dt ≤ {MAX_RATE_DT})")
+    yield from _stiff_dt(name, sim["dt"], max(p["mu"] * (p["trap"] + 6 * p["k"]), p["gamma"]),
+                         "max(mu·(trap + 6k), gamma)")
     # The cluster: N disks of radius a at packing ~0.8 fill a disk of radius a·sqrt(N/0.8), and the
     # active force spreads it further; the map must at least hold that disk around the trap centre.
     radius = p["a"] * math.sqrt(p["n_particles"] / 0.8)

@@ -30,9 +30,8 @@ VECTOR = ("sample", "particle", "dim")
 def epr_dataset(score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndarray) -> xr.Dataset:
     """Per snapshot and particle: v, its divergences and the EPR densities (the epr.nc contract)."""
     f = evaluate_fields(score_fn, system, x, g)
-    Dx, Dg = system.Dx, system.Dg
-    epr_x = np.sum(f["v_x"] ** 2, -1) / Dx
-    epr_g = np.sum(f["v_g"] ** 2, -1) / Dg
+    v_x_sq, v_g_sq = np.sum(f["v_x"] ** 2, -1), np.sum(f["v_g"] ** 2, -1)
+    epr_x, epr_g = v_x_sq / system.Dx, v_g_sq / system.Dg
     return xr.Dataset(
         {
             "x": (VECTOR, x),
@@ -46,8 +45,8 @@ def epr_dataset(score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndar
             "div_x_v_x": (PARTICLE, f["div_v_x"], {"long_name": "∇_{x^i}·v_x^i"}),
             "div_g_v_g": (PARTICLE, f["div_v_g"], {"long_name": "∇_{g^i}·v_g^i"}),
             "div_v": (PARTICLE, f["div_v_x"] + f["div_v_g"], {"long_name": "system EPR ∇_i·v^i"}),
-            "v_x_sq": (PARTICLE, np.sum(f["v_x"] ** 2, -1), {"long_name": "|v_x^i|²"}),
-            "v_g_sq": (PARTICLE, np.sum(f["v_g"] ** 2, -1), {"long_name": "|v_g^i|²"}),
+            "v_x_sq": (PARTICLE, v_x_sq, {"long_name": "|v_x^i|²"}),
+            "v_g_sq": (PARTICLE, v_g_sq, {"long_name": "|v_g^i|²"}),
             "epr_x": (PARTICLE, epr_x, {"long_name": "|v_x^i|²/D_x"}),
             "epr_g": (PARTICLE, epr_g, {"long_name": "|v_g^i|²/D_g"}),
             "epr_total": (PARTICLE, epr_x + epr_g, {"long_name": "total EPR density |v^i|²_{D⁻¹}"}),

@@ -170,15 +170,8 @@ class LocalTransformerScore(eqx.Module):
         """s_g of all N particles (neighbours: (N, K) indices, e.g. from `k_nearest`; every index must
         name a particle, which a complete `k_nearest` guarantees), evaluated `chunk_size` particles at a
         time (None: all at once)."""
-        return self._s_g(x, g, neighbours, box, chunk_size)
+        return self._all_particles(x, g, neighbours, box, chunk_size, s_g_only=True)
 
-    @eqx.filter_jit
-    def _s_g(self, x, g, neighbours, box, chunk_size):
-        self._check(x, neighbours)
-        ids = jnp.arange(x.shape[0])
-        return _map(lambda a: self.particle(x, g, a[0], a[1], box)[1], (ids, neighbours), chunk_size)
-
-    @eqx.filter_jit
     def scores(
         self,
         x: Snapshot,
@@ -189,9 +182,19 @@ class LocalTransformerScore(eqx.Module):
         chunk_size: int | None = DEFAULT_CHUNK,
     ) -> tuple[Snapshot, Snapshot]:
         """(s_x, s_g) of all particles, chunked (s_x is meaningful only for a network trained on it)."""
+        return self._all_particles(x, g, neighbours, box, chunk_size, s_g_only=False)
+
+    @eqx.filter_jit
+    def _all_particles(self, x, g, neighbours, box, chunk_size, s_g_only: bool):
+        """Every particle, `chunk_size` at a time; with `s_g_only` the s_x decoder is never run."""
         self._check(x, neighbours)
         ids = jnp.arange(x.shape[0])
-        return _map(lambda a: self.particle(x, g, a[0], a[1], box), (ids, neighbours), chunk_size)
+
+        def one(a):
+            s = self.particle(x, g, a[0], a[1], box)
+            return s[1] if s_g_only else s
+
+        return _map(one, (ids, neighbours), chunk_size)
 
     @eqx.filter_jit
     def score_and_divergence(

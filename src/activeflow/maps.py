@@ -180,11 +180,13 @@ def spatial_maps(
     if epr.sizes.get("dim") != 2:
         raise ValueError(f"spatial maps need particles in the plane (dim = 2), got dim = {epr.sizes.get('dim')}")
     positions = epr.x.values.reshape(-1, 2)
-    data, first = {}, None
-    for name in fields:
-        b = binned_mean(positions, epr[name].values.ravel(), x_range, y_range, bins, min_count)
-        first = first or b
-        data[name] = (("y", "x"), b.mean, {"long_name": f"mean of {epr[name].attrs.get('long_name', name)} per cell"})
+    binned = {name: binned_mean(positions, epr[name].values.ravel(), x_range, y_range, bins, min_count)
+              for name in fields}
+    data = {
+        name: (("y", "x"), b.mean, {"long_name": f"mean of {epr[name].attrs.get('long_name', name)} per cell"})
+        for name, b in binned.items()
+    }
+    first = binned[fields[0]]  # counts, centres and edges are the same for every field
     data["counts"] = (("y", "x"), first.counts, {"long_name": "particles seen per cell (all snapshots)"})
     coords = {
         "x": ("x", first.x, {"long_name": "x (cell centre)"}),
