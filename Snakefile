@@ -40,10 +40,16 @@ EXPERIMENTS = concrete_experiments(config)
 
 # The trap figures are drawn when a trap experiment is configured (figures.trap_experiment).
 FIGURES = RING_FIGURES + (TRAP_FIGURES if trap_experiments() else [])
+# The MIPS figures are drawn when the config has a `mips` section.
+MIPS = "mips" in config
+FIGURES += MIPS_FIGURES if MIPS else []
 
 
 wildcard_constraints:
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
+    system=r"train|transfer/n[0-9]+-phi[0-9.e+-]+",
+    n="[0-9]+",
+    phi="[0-9.e+-]+",
 
 
 include: "workflow/rules/simulate.smk"
@@ -54,6 +60,13 @@ include: "workflow/rules/maps.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/figures_trap.smk"
 include: "workflow/rules/accuracy.smk"
+
+
+if MIPS:
+
+    include: "workflow/rules/mips.smk"
+    include: "workflow/rules/figures_mips.smk"
+
 
 
 localrules:

@@ -331,3 +331,76 @@ def _transformer(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterato
         if exp["system"] in ("ring",):
             yield problem(f"experiments.{name}.network.kind", "transformer",
                           "has no periodic embedding for the ring", "'mlp'")
+
+
+# --- MIPS (top-level `mips`, App. F.4-F.10) ---------------------------------------------------------
+
+
+def mips_cutoff(p: dict[str, Any], tolerance: float) -> float:
+    """Force cut-off of `forces.soft_disk_cutoff` from its tail k e^{−β(r−2a)}/β (no JAX here); within
+    `tolerance`/k of the exact one (tests/test_mips.py)."""
+    return 2 * p["a"] + max(math.log(p["k"] / (p["beta"] * tolerance)), 0.0) / p["beta"]
+
+
+def mips_box(n_particles: int, phi: float, a: float) -> float:
+    return math.sqrt(n_particles * math.pi * a**2 / phi)
+
+
+@global_check
+def _mips(cfg: dict[str, Any]) -> Iterator[str]:
+    m = cfg.get("mips")
+    if m is None:
+        return
+    p, sim, net, train, tr, fig = (m[k] for k in ("parameters", "simulation", "network", "training", "transfer",
+                                                  "figures"))
+    if "mips" in cfg["experiments"]:
+        yield problem("experiments.mips", "...", "shares results/mips/ with the top-level mips section",
+                      "any other experiment name")
+    # Euler steps of the stiffest mode, six overlapping neighbours of stiffness ≤ k: oscillation-free
+    # for rate·dt < 1 (the athermal dynamics has no noise for the stricter margin of MAX_RATE_DT to protect).
+    rate = 6 * p["mu"] * p["k"]
+    if rate * sim["dt"] > 1:
+        yield problem("mips.simulation.dt", sim["dt"], f"too large for the stiffest rate 6·mu·k = {rate:g}",
+                      f"dt ≤ {1 / rate:.3g}")
+    for key, t in (("simulation.t_equilibrate", sim["t_equilibrate"]), ("simulation.t_between", sim["t_between"]),
+                   ("transfer.t_equilibrate", tr["t_equilibrate"])):
+        if not _is_multiple(t, sim["dt"]):
+            yield problem(f"mips.{key}", t, f"not a whole number of steps of simulation.dt = {sim['dt']}",
+                          f"a positive multiple of dt, e.g. {max(round(t / sim['dt']), 1) * sim['dt']:g}")
+    cutoff = mips_cutoff(p, sim["force_tolerance"])
+    systems = [("mips.parameters", p["n_particles"], p["phi"])] + [
+        ("mips.transfer", n, phi) for n in tr["n_particles"] for phi in tr["phi"]]
+    for key, n, phi in systems:
+        box = mips_box(n, phi, p["a"])
+        if cutoff + sim["skin"] > box / 2:
+            yield problem(f"{key}", f"N = {n}, phi = {phi}",
+                          f"box L = {box:.3g} too small for the force cut-off {cutoff:.3g} plus skin {sim['skin']:g}",
+                          "more particles or a lower phi (L/2 above the cut-off plus skin)")
+    smallest = min([p["n_particles"], *tr["n_particles"]])
+    if net["n_neighbours"] > smallest - 1:
+        yield problem("mips.network.n_neighbours", net["n_neighbours"], f"more than N - 1 of the smallest system "
+                      f"(N = {smallest})", f"1 to {smallest - 1}")
+    if net["embed_dim"] % 2 or net["embed_dim"] % net["n_heads"]:
+        yield problem("mips.network.embed_dim", net["embed_dim"],
+                      f"must split into x and g halves and into n_heads = {net['n_heads']} heads",
+                      "an even multiple of n_heads")
+    if train["batch_size"] > p["n_particles"]:
+        yield problem("mips.training.batch_size", train["batch_size"], "more than the particles of a snapshot",
+                      f"1 to {p['n_particles']}")
+    if train["warmup_steps"] >= train["steps"]:
+        yield problem("mips.training.warmup_steps", train["warmup_steps"],
+                      f"not below training.steps = {train['steps']}", f"0 to {train['steps'] - 1}")
+    # The figures' systems must be simulated: Figs. 9, 10 at the training phi, Figs. 11, 19-21 per N.
+    sizes = ", ".join(map(str, tr["n_particles"]))
+    if p["phi"] not in tr["phi"]:
+        yield problem("mips.transfer.phi", tr["phi"], f"lacks the training packing fraction {p['phi']} "
+                      "(Figs. 9 and 10 are drawn at it)", f"a list containing {p['phi']}")
+    for key, n in [("arrows_n_particles", fig["arrows_n_particles"])] + [
+            (f"packing_fraction.{k}", v) for k, v in sorted(fig["packing_fraction"].items())]:
+        if n not in tr["n_particles"]:
+            yield problem(f"mips.figures.{key}", n, "not one of transfer.n_particles", sizes)
+    held = min(m["evaluation"]["n_snapshots"], sim["n_runs"] * sim["n_snapshots"], tr["n_runs"] * tr["n_snapshots"])
+    if fig["snapshot"] >= held:
+        yield problem("mips.figures.snapshot", fig["snapshot"], "beyond the evaluated snapshots (evaluation."
+                      "n_snapshots, and the runs x snapshots of the training set and of each transfer system)",
+                      f"0 to {held - 1}")

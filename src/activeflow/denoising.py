@@ -19,7 +19,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -28,8 +28,10 @@ import optax
 import pandas as pd
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from activeflow import io
 from activeflow.local_transformer import LocalTransformerScore, k_nearest, nearest_search
 from activeflow.neighbours import NeighbourOverflow, NeighbourSearch
+from activeflow.seeding import derive_key
 from activeflow.train import check_finite, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -188,3 +190,47 @@ def exact_noised_gaussian_loss(a: float, variance: float, sigma: float, dim: int
     density (reference for tests)."""
     return dim * (a**2 * (variance + sigma**2) - 2 * a + 1 / sigma**2)
 
+
+
+# ---- stage `train_denoising` ------------------------------------------------------------------------
+
+NETWORK_KEYS = ("embed_dim", "n_layers", "n_heads", "mlp_width", "mlp_depth", "n_neighbours")
+
+
+def model_spec(parameters: dict[str, Any], network: dict[str, Any]) -> dict[str, Any]:
+    """model.json of the MIPS score: the training system and the local transformer's sizes."""
+    hyper = {k: int(network[k]) for k in NETWORK_KEYS} | dict(
+        dim=2, shift=bool(network["boltzmann_shift"]), zero_output=bool(network["boltzmann_shift"])
+    )
+    return dict(system="mips", parameters=parameters, network=network, hyperparameters=hyper)
+
+
+def build_local_model(spec: dict[str, Any], key: jax.Array | None) -> LocalTransformerScore:
+    """The skeleton (key None) or fresh weights of the model described by `model_spec`."""
+    key = jax.random.key(0) if key is None else key
+    return LocalTransformerScore.build(**spec["hyperparameters"], key=key)
+
+
+def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str, Any], seed: int,
+        samples_path: str, model_path: str, spec_path: str, csv_path: str) -> None:
+    """Stage `train_denoising`: fit s_g of the local transformer to the MIPS snapshots with (88)."""
+    ds = io.read_netcdf(samples_path, required=("x", "g"))
+    n = int(parameters["n_particles"])
+    io.check_samples(ds, samples_path, "mips", parameters, (n, 2))
+    box = float(ds.attrs["box"])
+    spec = model_spec(parameters, network)
+    model = build_local_model(spec, derive_key(seed, "mips", "train", "init"))
+    x = jnp.asarray(ds.x.values, jnp.float32)
+    g = jnp.asarray(ds.g.values, jnp.float32)
+    log.info("denoising score matching on %d snapshots of N = %d from %s: %d steps of %d particles, sigma = %g",
+             x.shape[0], n, samples_path, training["steps"], training["batch_size"], training["sigma"])
+    model, history = fit_denoising(
+        model, x, g, box, sigma=float(training["sigma"]), steps=int(training["steps"]),
+        batch_size=int(training["batch_size"]), learning_rate=float(training["learning_rate"]),
+        warmup_steps=int(training["warmup_steps"]), key=derive_key(seed, "mips", "train", "data"),
+        ema_decay=float(training["ema_decay"]), optimizer=training["optimizer"],
+        clip_norm=float(training["clip_norm"]), log_every=int(training["log_every"]),
+    )
+    io.write_csv(history, csv_path)
+    io.save_model(model, spec, model_path, spec_path)
+    log.info("wrote %s, %s and %s", model_path, spec_path, csv_path)

@@ -46,7 +46,12 @@ def model_spec(system_kind: str, parameters: dict[str, Any], network: dict[str, 
     )
 
 
-def build_model(spec: dict[str, Any], key: jax.Array | None) -> ScoreModel:
+def build_model(spec: dict[str, Any], key: jax.Array | None) -> eqx.Module:
+    """The model described by a model.json spec: skeleton (key None) or fresh weights."""
+    if spec["system"] == "mips":  # the local transformer of s_g only (denoising.py)
+        from activeflow.denoising import build_local_model
+
+        return build_local_model(spec, key)
     system = make_system(spec["system"], spec["parameters"])
     key = jax.random.key(0) if key is None else key
     net = make_network(spec["network"]["kind"], spec["hyperparameters"], key=key)

@@ -108,7 +108,8 @@ def all_targets():
         file=["diagnostics.csv", "epr_summary.csv"],
     )
     figures = [p for name in FIGURES + ["accuracy-epr"] for p in figure_paths(name)]
-    return per_experiment + ["results/accuracy.csv"] + figures
+    mips = ["results/mips/epr_by_phase.csv"] if "mips" in config else []
+    return per_experiment + ["results/accuracy.csv"] + mips + figures
 
 
 def ring_file(name):
@@ -121,3 +122,93 @@ def figure_options(name=None, **arguments):
     figures = config["figures"]
     dpi = figures.get("dpi_override", {}).get(name, figures["dpi"])
     return canonical({"dpi": dpi, "arguments": arguments})
+
+
+# ---- MIPS (config section `mips`) -------------------------------------------------------------------
+
+MIPS_FIGURES = [
+    "fig08-mips-epr",
+    "fig09-mips-transfer-size",
+    "fig10-mips-flow-arrows",
+    "fig11-mips-packing-fraction",
+    "fig19-mips-packing-fraction-si1",
+    "fig20-mips-packing-fraction-si2",
+    "fig21-mips-packing-fraction-si3",
+]
+
+
+def mips_config(*keys):
+    """A params value: one (nested) entry of the mips section, so that editing it reruns the job."""
+    value = config["mips"]
+    for key in keys:
+        value = value[key]
+    return canonical(value)
+
+
+def mips_model_config():
+    """What the MIPS model must have been trained for (checked against its model.json)."""
+    return canonical({"system": "mips"} | {k: config["mips"][k] for k in ("parameters", "network")})
+
+
+def transfer_system(n, phi):
+    return f"transfer/n{int(n)}-phi{float(phi):g}"
+
+
+def mips_systems():
+    """The training set and every transfer system, as the {system} of results/mips/{system}/."""
+    transfer = config["mips"]["transfer"]
+    return ["train"] + [
+        transfer_system(n, phi) for n in transfer["n_particles"] for phi in transfer["phi"]
+    ]
+
+
+def mips_summaries():
+    return [f"results/mips/{s}/epr_by_phase.csv" for s in mips_systems()]
+
+
+def transfer_simulation(wildcards):
+    """The training set's simulation settings with the transfer's runs, equilibration and snapshots,
+    and the (N, phi) of the wildcards."""
+    transfer = config["mips"]["transfer"]
+    simulation = dict(config["mips"]["simulation"])
+    simulation.update({k: transfer[k] for k in ("n_runs", "t_equilibrate", "n_snapshots")})
+    return canonical(
+        simulation | {"n_particles": int(wildcards.n), "phi": float(wildcards.phi)}
+    )
+
+
+def mips_evaluated_snapshots(wildcards):
+    """Fig. 8's training snapshots (evaluation.n_snapshots of them); every transfer snapshot."""
+    return (
+        config["mips"]["evaluation"]["n_snapshots"]
+        if wildcards.system == "train"
+        else None
+    )
+
+
+def mips_fields(n, phis):
+    return [f"results/mips/{transfer_system(n, phi)}/fields.nc" for phi in phis]
+
+
+def mips_figure_inputs(name):
+    """The fields files of one MIPS figure, in the order of its columns."""
+    m = config["mips"]
+    phi0, sizes, phis = m["parameters"]["phi"], sorted(m["transfer"]["n_particles"]), sorted(m["transfer"]["phi"])
+    if name == "fig08-mips-epr":
+        return "results/mips/train/fields.nc"
+    if name == "fig09-mips-transfer-size":
+        return [mips_fields(n, [phi0])[0] for n in sizes]
+    if name == "fig10-mips-flow-arrows":
+        return mips_fields(m["figures"]["arrows_n_particles"], [phi0])[0]
+    return mips_fields(m["figures"]["packing_fraction"][name[:5]], phis)
+
+
+def mips_figure_arguments(name):
+    m = config["mips"]
+    arguments = {"snapshot": m["figures"]["snapshot"]}
+    if name == "fig09-mips-transfer-size":
+        arguments["n_particles"] = sorted(m["transfer"]["n_particles"])
+    elif name not in ("fig08-mips-epr", "fig10-mips-flow-arrows"):
+        arguments["phi"] = sorted(m["transfer"]["phi"])
+        arguments["n_particles"] = m["figures"]["packing_fraction"][name[:5]]
+    return arguments

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from activeflow import io  # noqa: E402
-from activeflow.figures import accuracy, ring, trap  # noqa: E402
+from activeflow.figures import accuracy, mips, ring, trap  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,14 @@ FIGURES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
     "fig16-trap-total-epr-parts": (trap.fig16_trap_total_epr_parts, ("epr", "maps")),
     "fig17-trap-system-epr-parts": (trap.fig17_trap_system_epr_parts, ("epr", "maps")),
     "fig18-trap-diagnostics": (trap.fig18_trap_diagnostics, ("diagnostics",)),
+    # MIPS: one fields.nc per system; figs. 9, 11, 19-21 take a list of them, one per N or phi
+    "fig08-mips-epr": (mips.fig08_mips_epr, ("fields",)),
+    "fig09-mips-transfer-size": (mips.fig09_mips_transfer_size, ("fields",)),
+    "fig10-mips-flow-arrows": (mips.fig10_mips_flow_arrows, ("fields",)),
+    "fig11-mips-packing-fraction": (mips.fig_mips_packing_fraction, ("fields",)),
+    "fig19-mips-packing-fraction-si1": (mips.fig_mips_packing_fraction, ("fields",)),
+    "fig20-mips-packing-fraction-si2": (mips.fig_mips_packing_fraction, ("fields",)),
+    "fig21-mips-packing-fraction-si3": (mips.fig_mips_packing_fraction, ("fields",)),
 }
 
 

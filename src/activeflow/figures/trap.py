@@ -54,16 +54,25 @@ def _square(ax, lim: float) -> None:
     ax.set_yticks([])
 
 
-def draw_particles(fig, ax, x: np.ndarray, values: np.ndarray, radius: float, norm: Normalize, cmap: str, lim: float):
+def draw_particles(fig, ax, x: np.ndarray, values: np.ndarray, radius: float, norm: Normalize, cmap, lim: float,
+                   edge: float = 0.3, colorbar: bool = True, rasterized: bool = False,
+                   extend: str = "both") -> EllipseCollection:
+    """Disks of radius `radius` (data units) at `x`, coloured by `values`. `edge` is the width in points
+    of their black outline (0: none, for thousands of disks, where outlines merge into black blobs);
+    `colorbar=False` leaves the colour bar to the caller (e.g. one shared by a row of panels);
+    `rasterized` keeps a PDF of many disks small; `extend`: the colour bar's saturation arrows."""
     disks = EllipseCollection(
         widths=2 * radius, heights=2 * radius, angles=0.0, units="xy", offsets=x,
-        offset_transform=ax.transData, cmap=cmap, norm=norm, edgecolors="k", linewidths=0.3,
+        offset_transform=ax.transData, cmap=cmap, norm=norm,
+        edgecolors="k" if edge > 0 else "none", linewidths=edge, rasterized=rasterized,
     )
     disks.set_array(values)
     ax.add_collection(disks)
     ax.set_facecolor("0.92")
     _square(ax, lim)
-    fig.colorbar(disks, ax=ax, shrink=0.8, extend="both")
+    if colorbar:
+        fig.colorbar(disks, ax=ax, shrink=0.8, extend=extend)
+    return disks
 
 
 def draw_map(fig, ax, m: xr.Dataset, field: str, signed: bool, lim: float):

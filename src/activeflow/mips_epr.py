@@ -1,0 +1,160 @@
+"""Stage `mips_fields`: per-particle orientational EPR fields of MIPS snapshots (§7, App. F.7–F.8).
+
+Only s_g is learned for MIPS (the denoising loss (88) on g), so only the g part of the flow is formed:
+with D_g = γ, (99) gives
+
+    v_g^i = −γ g^i − γ s_g^i,     ∇_{g^i}·v_g^i = −γ d − γ ∇_{g^i}·s_g^i,
+
+the latter from the exact d×d Jacobian block of particle i (`LocalTransformerScore.score_and_divergence`).
+|v_g^i|² is particle i's share of the orientational total EPR (up to the factor 1/γ of the D⁻¹ norm)
+and ∇_{g^i}·v_g^i its share of the system EPR.
+
+The same trained network is applied unchanged to snapshots of any N and φ (transfer, §7.3): it sees
+each particle's K nearest neighbours only. Evaluation is chunked over particles, so memory is
+O(N·K) for the neighbour indices plus a constant per chunk; no N×N array is formed.
+"""
+
+import logging
+import time
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from activeflow import io
+from activeflow.clusters import GAS, INTERIOR, SURFACE, phases
+from activeflow.errors import InputFileError
+from activeflow.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore, k_nearest, nearest_search
+from activeflow.neighbours import NeighbourOverflow
+
+log = logging.getLogger(__name__)
+PHASE_NAMES = {GAS: "gas", SURFACE: "surface", INTERIOR: "interior"}
+
+
+def particle_fields(model: LocalTransformerScore, x: np.ndarray, g: np.ndarray, box: float, gamma: float,
+                    search=None, chunk_size: int = DIVERGENCE_CHUNK) -> dict[str, np.ndarray]:
+    """s_g, v_g, |v_g|² and ∇_g·v_g of every particle of one snapshot (x, g of shape (N, d))."""
+    x, g = jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32)
+    search = search or nearest_search(x, box, model.n_neighbours)
+    indices, complete = k_nearest(search, x, model.n_neighbours)
+    if not bool(jnp.all(complete)):
+        raise NeighbourOverflow(f"the {model.n_neighbours} nearest neighbours of {int(jnp.sum(~complete))} "
+                                "particles were not certainly found (search cut-off or capacity too small)")
+    s_g, div_s_g = model.score_and_divergence(x, g, indices, box, chunk_size=chunk_size)
+    v_g = -gamma * (g + s_g)
+    return dict(
+        s_g=np.asarray(s_g), v_g=np.asarray(v_g), v_g_sq=np.asarray(jnp.sum(v_g**2, axis=-1)),
+        div_g_v_g=np.asarray(-gamma * (x.shape[-1] + div_s_g)),
+    )
+
+
+def snapshot_indices(n_samples: int, n_snapshots: int | None) -> np.ndarray:
+    """`n_snapshots` snapshots spread evenly over the file (all if None or more than there are)."""
+    if n_snapshots is None or n_snapshots >= n_samples:
+        return np.arange(n_samples)
+    return np.unique(np.linspace(0, n_samples - 1, n_snapshots).round().astype(int))
+
+
+def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: float,
+                   n_snapshots: int | None = None) -> xr.Dataset:
+    """Fields of the chosen snapshots of a samples file, with positions, g, the largest-cluster
+    membership and the phase (gas / surface / interior) of each particle."""
+    box, contact = float(samples.attrs["box"]), float(samples.attrs["cluster_contact"])
+    which = snapshot_indices(samples.sizes["sample"], n_snapshots)
+    xs, gs = samples.x.values[which], samples.g.values[which]
+    search = nearest_search(xs, box, model.n_neighbours)  # sized once for all of them: one compilation
+    out: dict[str, list[np.ndarray]] = {}
+    start = time.perf_counter()
+    for done, (x, g) in enumerate(zip(xs, gs), 1):
+        f = particle_fields(model, x, g, box, gamma, search)
+        f["phase"] = phases(x, box, contact)
+        for k, v in f.items():
+            out.setdefault(k, []).append(v)
+        log.info("snapshot %d/%d: N = %d in %.1f s", done, len(which), x.shape[0], time.perf_counter() - start)
+    vec, per = ("sample", "particle", "dim"), ("sample", "particle")
+    phase = np.stack(out["phase"])
+    return xr.Dataset(
+        {
+            "x": (vec, xs, {"long_name": "position"}),
+            "g": (vec, gs, {"long_name": "active force g"}),
+            "s_g": (vec, np.stack(out["s_g"]), {"long_name": "learned score in g"}),
+            "v_g": (vec, np.stack(out["v_g"]), {"long_name": "probability-flow velocity in g, −γ(g + s_g)"}),
+            "v_g_sq": (per, np.stack(out["v_g_sq"]), {"long_name": "|v_g^i|²"}),
+            "div_g_v_g": (per, np.stack(out["div_g_v_g"]), {"long_name": "∇_{g^i}·v_g^i"}),
+            "phase": (per, phase, {"long_name": "0 gas, 1 cluster surface, 2 cluster interior"}),
+            "in_largest_cluster": (per, (phase != GAS).astype(np.int8), {"long_name": "in the largest cluster"}),
+            "largest_cluster_fraction": ("sample", np.mean(phase != GAS, axis=1)),
+            "source_sample": ("sample", which, {"long_name": "index of the snapshot in the samples file"}),
+        },
+        attrs={k: samples.attrs[k] for k in ("box", "phi", "n_particles", "a", "v0", "gamma", "cluster_contact")},
+    )
+
+
+def by_phase(ds: xr.Dataset) -> dict[str, Any]:
+    """Per-particle means of |v_g|² and ∇_g·v_g over all snapshots, overall and in each phase, with the
+    fraction of particles in each phase: the number behind "the EPR concentrates at the interface"."""
+    row: dict[str, Any] = dict(n_particles=int(ds.attrs["n_particles"]), phi=float(ds.attrs["phi"]),
+                               n_snapshots=ds.sizes["sample"],
+                               largest_cluster_fraction=float(ds.largest_cluster_fraction.mean()),
+                               v_g_sq=float(ds.v_g_sq.mean()), div_g_v_g=float(ds.div_g_v_g.mean()))
+    phase = ds.phase.values
+    for code, name in PHASE_NAMES.items():
+        mask = phase == code
+        row[f"fraction_{name}"] = float(mask.mean())
+        row[f"v_g_sq_{name}"] = float(ds.v_g_sq.values[mask].mean()) if mask.any() else np.nan
+        row[f"div_g_v_g_{name}"] = float(ds.div_g_v_g.values[mask].mean()) if mask.any() else np.nan
+    return row
+
+
+def check_transfer_samples(samples: xr.Dataset, path: str, spec: dict[str, Any]) -> None:
+    """The snapshots must be of the system the model was trained on, up to N and φ."""
+    info = io.stage_info(samples)
+    if info.get("stage") != "simulate" or info.get("system") != "mips":
+        raise InputFileError(f"{path}: not a MIPS samples file (written by {info.get('stage')!r} for "
+                             f"system {info.get('system')!r})")
+    fixed = {k: v for k, v in spec["parameters"].items() if k not in ("n_particles", "phi")}
+    found = {k: v for k, v in info.get("parameters", {}).items() if k not in ("n_particles", "phi")}
+    diff = io.differences(found, fixed)
+    if diff:
+        raise InputFileError(f"{path}: simulated with other particle parameters than the model was trained "
+                             f"on ({'; '.join(diff)}); regenerate it")
+    for name in ("x", "g"):
+        if not np.all(np.isfinite(samples[name].values)):
+            raise InputFileError(f"{path}: {name} has non-finite values")
+
+
+def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, summary_path: str,
+        expected: dict[str, Any], n_snapshots: int | None = None) -> None:
+    """Stage `mips_fields`: fields of `n_snapshots` snapshots of one samples file (training or transfer)."""
+    model, spec = io.load_model(model_path, spec_path, expected)
+    samples = io.read_netcdf(samples_path, required=("x", "g"))
+    check_transfer_samples(samples, samples_path, spec)
+    gamma = float(spec["parameters"]["gamma"])
+    log.info("evaluating the score of %s (K = %d) on %s: N = %d, phi = %g", model_path, model.n_neighbours,
+             samples_path, samples.attrs["n_particles"], samples.attrs["phi"])
+    ds = fields_dataset(model, samples, gamma, n_snapshots)
+    io.write_netcdf(ds, fields_path, dict(stage="mips_fields", spec=spec, samples=samples_path))
+    row = by_phase(ds)
+    io.write_csv(pd.DataFrame([row]), summary_path)
+    log.info("wrote %s and %s: mean |v_g|^2 per particle %.3g (gas %.3g, surface %.3g, interior %.3g)",
+             fields_path, summary_path, row["v_g_sq"], row["v_g_sq_gas"], row["v_g_sq_surface"],
+             row["v_g_sq_interior"])
+
+
+def combine_summaries(paths: list[str], out_path: str) -> None:
+    """Stage `mips_summary`: the per-system rows of `by_phase` in one table, training set first, then
+    by N and φ."""
+    rows = []
+    for path in paths:
+        try:
+            df = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise InputFileError(f"{path}: unreadable summary ({err})") from None
+        rows.append(df.assign(system="train" if "/train/" in str(path) else "transfer"))
+    table = pd.concat(rows, ignore_index=True).sort_values(["system", "n_particles", "phi"],
+                                                           key=lambda c: c.map({"train": 0, "transfer": 1})
+                                                           if c.name == "system" else c)
+    io.write_csv(table[["system", *[c for c in table.columns if c != "system"]]], out_path)
+    log.info("wrote %s (%d systems)", out_path, len(table))

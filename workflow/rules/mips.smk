@@ -1,0 +1,105 @@
+# Motility-induced phase separation (§7, App. F.4-F.10), config section `mips`: one training set, one
+# network (s_g by denoising), transferred unchanged to every (N, phi) of mips.transfer.
+
+
+rule simulate_mips:
+    output:
+        "results/mips/train/samples.nc",
+    log:
+        "logs/mips/simulate_mips.log",
+    benchmark:
+        "logs/mips/simulate_mips.benchmark.tsv"
+    conda:
+        "../../envs/jax.yaml"
+    resources:
+        gpu=1,
+    params:
+        parameters=mips_config("parameters"),
+        simulation=mips_config("simulation"),
+        seed=config["seed"],
+    script:
+        "../scripts/simulate_mips.py"
+
+
+rule simulate_transfer:
+    output:
+        "results/mips/transfer/n{n}-phi{phi}/samples.nc",
+    log:
+        "logs/mips/transfer/n{n}-phi{phi}/simulate_transfer.log",
+    benchmark:
+        "logs/mips/transfer/n{n}-phi{phi}/simulate_transfer.benchmark.tsv"
+    conda:
+        "../../envs/jax.yaml"
+    resources:
+        gpu=1,
+    params:
+        parameters=mips_config("parameters"),
+        simulation=transfer_simulation,
+        seed=config["seed"],
+    script:
+        "../scripts/simulate_mips.py"
+
+
+rule train_denoising:
+    input:
+        samples="results/mips/train/samples.nc",
+    output:
+        model="results/mips/model.eqx",
+        spec="results/mips/model.json",
+        history="results/mips/training.csv",
+    log:
+        "logs/mips/train_denoising.log",
+    benchmark:
+        "logs/mips/train_denoising.benchmark.tsv"
+    conda:
+        "../../envs/jax.yaml"
+    resources:
+        gpu=1,
+    params:
+        parameters=mips_config("parameters"),
+        network=mips_config("network"),
+        training=mips_config("training"),
+        seed=config["seed"],
+    script:
+        "../scripts/train_denoising.py"
+
+
+rule mips_fields:
+    input:
+        model="results/mips/model.eqx",
+        spec="results/mips/model.json",
+        samples="results/mips/{system}/samples.nc",
+    output:
+        fields="results/mips/{system}/fields.nc",
+        summary="results/mips/{system}/epr_by_phase.csv",
+    log:
+        "logs/mips/{system}/mips_fields.log",
+    benchmark:
+        "logs/mips/{system}/mips_fields.benchmark.tsv"
+    conda:
+        "../../envs/jax.yaml"
+    resources:
+        gpu=1,
+    params:
+        model=mips_model_config(),
+        n_snapshots=mips_evaluated_snapshots,
+    script:
+        "../scripts/mips_fields.py"
+
+
+rule mips_summary:
+    input:
+        mips_summaries(),
+    output:
+        report(
+            "results/mips/epr_by_phase.csv",
+            caption="../report/mips_epr_by_phase.rst",
+            category="Tables",
+            subcategory="MIPS",
+        ),
+    log:
+        "logs/mips/mips_summary.log",
+    conda:
+        "../../envs/plotting.yaml"
+    script:
+        "../scripts/mips_summary.py"
