@@ -68,7 +68,6 @@ if MIPS:
     include: "workflow/rules/figures_mips.smk"
 
 
-
 localrules:
     all,
 

@@ -45,11 +45,15 @@ def trap(c):
     return c["experiments"]["trap"]
 
 
+def mips(c):
+    return c["mips"]
+
+
 # (id, edit of the test config, substrings the message must contain: the key and the allowed values)
 CASES = [
     ("unknown-key", lambda c: ring(c)["training"].update(optimiser="adam"),
      ["experiments.ring.training.optimiser: unknown key", "did you mean 'optimizer'", "checkpoint_every, clip_norm"]),
-    ("unknown-top-key", lambda c: c.update(sed=1), ["sed: unknown key", "experiments, figures, seed"]),
+    ("unknown-top-key", lambda c: c.update(sed=1), ["sed: unknown key", "experiments, figures, mips, seed"]),
     ("enum-optimizer", lambda c: ring(c)["training"].update(optimizer="sgd"),
      ["experiments.ring.training.optimizer = 'sgd'", "allowed: 'adam', 'radam'"]),
     ("enum-system", lambda c: ring(c).update(system="rings"), ["experiments.ring.system = 'rings'", "allowed: 'ring'"]),
@@ -117,6 +121,21 @@ CASES = [
      ["experiments.trap.map.snapshot = 16", "beyond the held-out set", "0 to 15"]),
     ("t-record-after-end", lambda c: ring(c)["simulation"]["trajectories"].update(t_record=6.0),
      ["experiments.ring.simulation.trajectories.t_record = 6.0", "allowed: dt to 5.0"]),
+    # MIPS (top-level section)
+    ("mips-unknown-key", lambda c: mips(c)["training"].update(noise=0.1),
+     ["mips.training.noise: unknown key", "sigma"]),
+    ("mips-dt-stiff", lambda c: mips(c)["simulation"].update(dt=0.5),
+     ["mips.simulation.dt = 0.5", "stiffest rate 6·mu·k", "dt ≤ 0.167"]),
+    ("mips-box-too-small", lambda c: mips(c)["transfer"].update(phi=[0.5, 0.9], n_particles=[16, 64]),
+     ["mips.transfer = 'N = 16, phi = 0.9'", "too small for the force cut-off"]),
+    ("mips-figure-size-not-simulated", lambda c: mips(c)["figures"].update(arrows_n_particles=256),
+     ["mips.figures.arrows_n_particles = 256", "not one of transfer.n_particles", "64, 128"]),
+    ("mips-training-phi-not-transferred", lambda c: mips(c)["transfer"].update(phi=[0.3]),
+     ["mips.transfer.phi = [0.3]", "lacks the training packing fraction 0.5"]),
+    ("mips-too-many-neighbours", lambda c: mips(c)["network"].update(n_neighbours=64),
+     ["mips.network.n_neighbours = 64", "1 to 63"]),
+    ("mips-phi-above-close-packing", lambda c: mips(c)["parameters"].update(phi=0.95),
+     ["mips.parameters.phi = 0.95", "0.9069"]),
 ]
 
 

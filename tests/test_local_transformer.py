@@ -260,3 +260,48 @@ def test_fit_denoising_learns_the_score_of_independent_particles(rng):
     # NaN guard: a non-finite loss stops training with TrainingDiverged (same settings: no recompilation)
     with pytest.raises(TrainingDiverged, match="step 1"):
         fit_denoising(trained, xs, gs.at[:, :, 0].set(jnp.nan), box, key=jax.random.key(1), **settings)
+
+
+def test_boltzmann_shift_is_the_noised_gaussian_score_in_the_loss(rng):
+    """v0 = 0: g ~ N(0, 1) independently of x. The untrained shifted network (N ≡ 0) then has s_g = −g̃,
+    and `local_score_g` with σ scores it as −g̃/(1 + σ²), the exact noised score: its loss is the floor
+    of (88). Without the correction it is the loss of a = 1, higher by dσ⁴/(1 + σ²)."""
+    sigma, n, box, k = 0.7, 4000, 160.0, 4
+    x, g = snapshot(rng, n, box, g_scale=1.0)
+    net = LocalTransformerScore.build(dim=2, embed_dim=8, n_layers=1, n_heads=2, mlp_width=8, mlp_depth=1,
+                                      n_neighbours=k, zero_output=True, shift=True, key=jax.random.key(0))
+    search = nearest_search(x, box, k, margin=2.0)
+    every = jnp.arange(n)
+    from activeflow.denoising import local_score_g
+
+    def losses(s):
+        reps = [float(denoising_loss(local_score_g(net, search, box, s), x, g, every, jax.random.key(r), sigma,
+                                     True)[0]) for r in range(4)]
+        return np.mean(reps), np.std(reps, ddof=1) / 2
+
+    corrected, se_c = losses(sigma)
+    plain, se_p = losses(0.0)
+    floor = exact_noised_gaussian_loss(1 / (1 + sigma**2), 1.0, sigma, dim=2)
+    assert abs(corrected - floor) < 4 * se_c + 0.01 * floor
+    assert abs(plain - exact_noised_gaussian_loss(1.0, 1.0, sigma, dim=2)) < 4 * se_p + 0.01 * floor
+    assert plain - corrected > 0.2  # d(1 + σ²)(1 − 1/(1 + σ²))² = 0.32 here: not vacuous
+
+
+def test_square_symmetries_form_the_group_and_preserve_periodic_distances(rng):
+    from activeflow.denoising import SQUARE_SYMMETRIES, square_symmetry
+
+    mats = np.asarray(SQUARE_SYMMETRIES, float)
+    assert len({m.tobytes() for m in mats}) == 8
+    for a in mats:
+        np.testing.assert_allclose(a @ a.T, np.eye(2))
+        for b in mats:
+            assert any(np.allclose(a @ b, c) for c in mats)  # closed: the dihedral group of the square
+    box = 10.0
+    x, g = snapshot(rng, 30, box)
+    x = jnp.asarray(np.mod(np.asarray(x), box) - box / 2)
+    for seed in range(8):
+        y, h = square_symmetry(jax.random.key(seed), x, g)
+        assert np.all(np.abs(np.asarray(y)) <= box / 2)
+        d = lambda z: np.linalg.norm(np.asarray(minimum_image(z[:, None] - z[None], box)), axis=-1)  # noqa: E731
+        np.testing.assert_allclose(d(y), d(x), atol=1e-12)
+        np.testing.assert_allclose(np.linalg.norm(h, axis=1), np.linalg.norm(g, axis=1))

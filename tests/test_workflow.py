@@ -22,7 +22,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SNAKEFMT = str(Path(sys.executable).with_name("snakefmt"))
-JAX_RULES = {"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout"}  # resources: gpu=1
+MIPS_JAX_RULES = {"simulate_mips", "simulate_transfer", "train_denoising", "mips_fields"}
+JAX_RULES = {"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout"} | MIPS_JAX_RULES  # gpu=1
 
 EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
@@ -41,13 +42,19 @@ RING_FIGURES = ["fig02-ring-flow", "fig03-ring-system-epr", "fig12-force-smoothi
                 "fig13-ring-decomposition", "fig14-ring-pointwise", "fig15-ring-diagnostics"]
 TRAP_FIGURES = ["fig05-trap-system-epr", "fig06-trap-total-epr", "fig07-trap-attention",
                 "fig16-trap-total-epr-parts", "fig17-trap-system-epr-parts", "fig18-trap-diagnostics"]
-FIGURES = RING_FIGURES + TRAP_FIGURES + ["accuracy-epr"]
+MIPS_FIGURES = ["fig08-mips-epr", "fig09-mips-transfer-size", "fig10-mips-flow-arrows", "fig11-mips-packing-fraction",
+                "fig19-mips-packing-fraction-si1", "fig20-mips-packing-fraction-si2", "fig21-mips-packing-fraction-si3"]
+FIGURES = RING_FIGURES + TRAP_FIGURES + MIPS_FIGURES + ["accuracy-epr"]
+# the mips section of config/test.yaml: training set and transfer systems, as in results/mips/{system}/
+MIPS_TRANSFER = [f"transfer/n{n}-phi{phi}" for n in (64, 128) for phi in (0.3, 0.5)]
+MIPS_SYSTEMS = ["train", *MIPS_TRANSFER]
 LINEAR = ["linear-v0_0", "linear-v0_1"]  # the v0 sweeps of config/test.yaml
 TRAP = ["trap-v0_0", "trap-v0_0.5"]
 EXPERIMENTS = ["ring", *LINEAR, *TRAP]
 PAPER_FIGURES = [name for name in FIGURES if name.startswith("fig")]
 FIGURE_RULES = {name: f"figure_{name[:5]}" for name in PAPER_FIGURES} | {"accuracy-epr": "figure_accuracy"}
-ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy", "diagnose"}  # `all` aside
+ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy", "diagnose", "mips_summary"}  # `all` aside
+MIPS_RULES = MIPS_JAX_RULES | {"mips_summary"} | {FIGURE_RULES[name] for name in MIPS_FIGURES}
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -167,11 +174,40 @@ def test_trap_outputs_per_v0(finished_run):
 
 
 @pytest.mark.workflow
+def test_mips_outputs(finished_run):
+    """The training set, the one model, and the fields of every system with the model applied unchanged."""
+    mips = finished_run / "results" / "mips"
+    with xr.open_dataset(mips / "train" / "samples.nc") as ds:
+        assert ds.x.shape == (2 * 2, 64, 2)  # runs x snapshots, N of config/test.yaml
+        assert ds.equilibration_cluster_fraction.dims == ("run", "check") and ds.attrs["n_particles"] == 64
+        assert np.all(np.abs(ds.x.values) <= ds.attrs["box"] / 2)
+    spec = json.loads((mips / "model.json").read_text())
+    assert spec["system"] == "mips" and spec["hyperparameters"]["n_neighbours"] == 4
+    assert pd.read_csv(mips / "training.csv").step.iloc[-1] == 10
+    for system in MIPS_SYSTEMS:
+        with xr.open_dataset(mips / system / "fields.nc") as f, xr.open_dataset(mips / system / "samples.nc") as s:
+            n, phi = (64, 0.5) if system == "train" else (int(system.split("n")[1].split("-")[0]), float(system.split("phi")[1]))
+            assert (f.attrs["n_particles"], f.attrs["phi"]) == (n, phi) == (s.attrs["n_particles"], s.attrs["phi"])
+            assert f.sizes["sample"] == (2 if system == "train" else 1) and f.sizes["particle"] == n
+            np.testing.assert_allclose(f.v_g, -f.attrs["gamma"] * (f.g + f.s_g), rtol=1e-5, atol=1e-12)
+            np.testing.assert_allclose(f.v_g_sq, (f.v_g**2).sum("dim"), rtol=1e-5)
+            assert np.isfinite(f.div_g_v_g).all() and set(np.unique(f.phase)) <= {0, 1, 2}
+    table = pd.read_csv(mips / "epr_by_phase.csv")
+    assert list(table.system) == ["train"] + ["transfer"] * len(MIPS_TRANSFER)
+    assert sorted(zip(table.n_particles[1:], table.phi[1:])) == [(64, 0.3), (64, 0.5), (128, 0.3), (128, 0.5)]
+    log = (finished_run / "logs" / "mips" / "simulate_mips.log").read_text()
+    assert "largest cluster" in log and "steps/s" in log
+
+
+@pytest.mark.workflow
 def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
     logs = finished_run / "logs"
     stems = ["ring/aggregate_map", "accuracy"] + [f"figures/{name}" for name in FIGURES]
     stems += [f"{exp}/{rule}" for exp in EXPERIMENTS for rule in ("simulate", "train_score", "compute_epr", "diagnose")]
     stems += [f"{exp}/{rule}" for exp in TRAP for rule in ("aggregate_map", "attention_rollout")]
+    stems += ["mips/simulate_mips", "mips/train_denoising", "mips/mips_summary"]
+    stems += [f"mips/{system}/mips_fields" for system in MIPS_SYSTEMS]
+    stems += [f"mips/{system}/simulate_transfer" for system in MIPS_TRANSFER]
     assert {str(p.relative_to(logs))[:-4] for p in logs.rglob("*.log")} == set(stems)
     for stem in stems:
         assert (logs / f"{stem}.log").is_file(), stem
@@ -199,7 +235,9 @@ def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
     jobs = [job for job in job_intervals(first_log.read_text()) if job[0] != "all"]
     assert {rule for rule, _, _ in jobs} == ALL_RULES
     # simulate, train, compute_epr per experiment; maps for the ring and each trap v0; attention per trap v0
-    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 3 * len(EXPERIMENTS) + 1 + 2 * len(TRAP)
+    # MIPS: the training set, the transfer systems, training, and fields of each of those systems
+    mips = 1 + len(MIPS_TRANSFER) + 1 + len(MIPS_SYSTEMS)
+    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 3 * len(EXPERIMENTS) + 1 + 2 * len(TRAP) + mips
     gpu = [job for job in jobs if job[0] in JAX_RULES]
     cpu = [job for job in jobs if job[0] not in JAX_RULES]
     overlaps = lambda a, b: a[1] < b[2] and b[1] < a[2]  # noqa: E731
@@ -285,7 +323,7 @@ def test_single_stage_commands_from_the_readme(finished_run):
         [f"diagnose[experiment={exp}]" for exp in EXPERIMENTS]
     )
     planned = plan(finished_run, "--forcerun", "train_score")
-    assert {job.partition("[")[0] for job in planned} == ALL_RULES - {"simulate", "figure_fig12"} | {"all"}
+    assert {job.partition("[")[0] for job in planned} == ALL_RULES - MIPS_RULES - {"simulate", "figure_fig12"} | {"all"}
     assert planned["train_score[experiment=ring]"] == 1 and planned["simulate[experiment=ring]"] == 0
     assert plan(finished_run, "-f", "results/ring/epr_summary.csv") == Counter(["compute_epr[experiment=ring]"])
     assert plan(finished_run, "-f", "results/figures/fig15-ring-diagnostics.png") == Counter(["figure_fig15"])
@@ -312,6 +350,7 @@ def test_report_has_every_figure_with_its_caption_and_the_tables(finished_run):
         for table in ("diagnostics.csv", "epr_summary.csv"):
             expected[f"results/{exp}/{table}"] = ("Tables", exp)
     expected["results/accuracy.csv"] = ("Tables", "All experiments")
+    expected["results/mips/epr_by_phase.csv"] = ("Tables", "MIPS")
     assert set(placed) == set(expected)
     for path, place in expected.items():
         caption = results[path]["caption"]
@@ -325,6 +364,10 @@ def test_report_has_every_figure_with_its_caption_and_the_tables(finished_run):
             assert placed[path] in {("Swimmers in a trap", "Main text"), ("Swimmers in a trap", "Appendix F.3")}
             assert f"Reproduces <strong>Fig. {int(name[3:5])}</strong>" in caption, (path, caption)
             assert 'literal">trap</tt>' in caption
+        elif name in MIPS_FIGURES:
+            assert placed[path] in {("Motility-induced phase separation", "Main text"),
+                                    ("Motility-induced phase separation", "Appendix F.10")}, path
+            assert f"Reproduces <strong>Fig. {int(name[3:5])}</strong>" in caption, (path, caption)
         elif name == "accuracy-epr":
             assert placed[path][0] == "Accuracy" and "Not in the paper" in caption
         else:

@@ -71,31 +71,53 @@ def denoising_loss(
     return (loss, aux) if has_aux else loss
 
 
-def local_score_g(model: LocalTransformerScore, search: NeighbourSearch, box: float):
+def local_score_g(model: LocalTransformerScore, search: NeighbourSearch, box: float, sigma: float = 0.0):
     """score_g(x̃, g̃, particles) -> (s_g of the particles, their completeness flags) for a local
     transformer, the neighbours of the (noised) snapshot being chosen by `k_nearest` with `search`
-    (use with `denoising_loss(..., has_aux=True)`)."""
+    (use with `denoising_loss(..., has_aux=True)`).
+
+    With the model's Boltzmann shift and σ > 0, the shift is the noised Gaussian's score −g̃/(1 + σ²)
+    instead of −g̃: if g ~ N(0, 1) independently of x (v0 = 0), the noised density's g-score is exactly
+    that, so the network's correction N is learned relative to it and the trained s_g = −g + N carries
+    no O(σ²) bias from the Gaussian part (only the smoothing of N itself)."""
+    shrink = sigma**2 / (1 + sigma**2) if model.shift else 0.0
 
     def score_g(xt, gt, particles):
         indices, complete = k_nearest(search, xt, model.n_neighbours)
         _, s_g = model.at(xt, gt, particles, indices[particles], box)
-        return s_g, complete[particles]
+        return s_g + shrink * gt[particles], complete[particles]
 
     return score_g
 
 
+# The 8 symmetries of the square (rotations by multiples of 90° and reflections), as matrices acting on
+# row vectors; each maps a periodic square box centred on 0 onto itself.
+SQUARE_SYMMETRIES = jnp.array([
+    [[1, 0], [0, 1]], [[0, 1], [-1, 0]], [[-1, 0], [0, -1]], [[0, -1], [1, 0]],
+    [[1, 0], [0, -1]], [[-1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]],
+])
+
+
+def square_symmetry(key: PRNGKeyArray, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
+    """x and g of the whole snapshot under one random symmetry of the square: an exact symmetry of
+    isotropic particles in a periodic square box (data augmentation; the network is not built
+    rotation-equivariant, and without it learns directions the data happen to favour)."""
+    r = SQUARE_SYMMETRIES[jax.random.randint(key, (), 0, 8)].astype(x.dtype)
+    return x @ r, g @ r
+
+
 def make_denoising_step(optimizer: optax.GradientTransformation, search: NeighbourSearch, box: float,
-                        sigma: float, ema_decay: float):
+                        sigma: float, ema_decay: float, augment: bool):
     @eqx.filter_jit
     def step_fn(model, opt_state, ema, step, xs, gs, batch_size, key):
         # One snapshot and `batch_size` distinct particles of it; the step's randomness is fold_in(key, step).
-        ksnap, kpart, key = jax.random.split(jax.random.fold_in(key, step), 3)
+        ksnap, kpart, ksym, key = jax.random.split(jax.random.fold_in(key, step), 4)
         s = jax.random.randint(ksnap, (), 0, xs.shape[0])
-        x, g = xs[s], gs[s]
+        x, g = square_symmetry(ksym, xs[s], gs[s]) if augment else (xs[s], gs[s])
         particles = jax.random.choice(kpart, x.shape[0], (batch_size,), replace=False)
 
         def loss_fn(m):
-            loss, complete = denoising_loss(local_score_g(m, search, box), x, g, particles, key, sigma, True)
+            loss, complete = denoising_loss(local_score_g(m, search, box, sigma), x, g, particles, key, sigma, True)
             return loss, jnp.sum(~complete)
 
         (loss, incomplete), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model)
@@ -111,14 +133,14 @@ def make_denoising_step(optimizer: optax.GradientTransformation, search: Neighbo
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled_step(steps, warmup_steps, learning_rate, optimizer, clip_norm, search, box, sigma, ema_decay):
+def _compiled_step(steps, warmup_steps, learning_rate, optimizer, clip_norm, search, box, sigma, ema_decay, augment):
     """Optimiser, schedule and jitted step for these settings; cached, so that repeated fits with the
     same settings (a notebook, a test) reuse the compiled step."""
     opt, schedule = make_optimizer(dict(
         steps=steps, warmup_steps=warmup_steps, learning_rate=learning_rate, optimizer=optimizer,
         clip_norm=clip_norm,
     ))
-    return opt, schedule, make_denoising_step(opt, search, box, sigma, ema_decay)
+    return opt, schedule, make_denoising_step(opt, search, box, sigma, ema_decay, augment)
 
 
 def fit_denoising(
@@ -138,10 +160,12 @@ def fit_denoising(
     clip_norm: float = float("inf"),
     search: NeighbourSearch | None = None,
     log_every: int = 100,
+    augment: bool = False,
 ) -> tuple[LocalTransformerScore, pd.DataFrame]:
     """Train on snapshots x, g of shape (S, N, d) (S ≥ 1) in a periodic box of side `box`; each step
     draws one snapshot and `batch_size` distinct particles of it, noises the whole snapshot and takes
-    one optimiser step on (88). Returns the EMA model and a log (one row per `log_every` steps: step,
+    one optimiser step on (88); with `augment`, each snapshot is first mapped by a random symmetry of the
+    square (`square_symmetry`; needs a square box centred on 0). Returns the EMA model and a log (one row per `log_every` steps: step,
     loss, learning rate, gradient norm, seconds). `search` defaults to `nearest_search` on the data.
 
     Raises `TrainingDiverged` at the first non-finite loss or gradient norm (no model is returned), and
@@ -156,7 +180,7 @@ def fit_denoising(
         search = nearest_search(x, box, model.n_neighbours)
     opt, schedule, step_fn = _compiled_step(
         steps, warmup_steps, float(learning_rate), optimizer, float(clip_norm), search, float(box), float(sigma),
-        float(ema_decay),
+        float(ema_decay), bool(augment),
     )
     params = eqx.filter(model, eqx.is_inexact_array)
     opt_state, ema = opt.init(params), params
@@ -230,6 +254,7 @@ def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str,
         warmup_steps=int(training["warmup_steps"]), key=derive_key(seed, "mips", "train", "data"),
         ema_decay=float(training["ema_decay"]), optimizer=training["optimizer"],
         clip_norm=float(training["clip_norm"]), log_every=int(training["log_every"]),
+        augment=bool(training["augment"]),
     )
     io.write_csv(history, csv_path)
     io.save_model(model, spec, model_path, spec_path)

@@ -36,7 +36,7 @@ PHASE_NAMES = {GAS: "gas", SURFACE: "surface", INTERIOR: "interior"}
 def particle_fields(model: LocalTransformerScore, x: np.ndarray, g: np.ndarray, box: float, gamma: float,
                     search=None, chunk_size: int = DIVERGENCE_CHUNK) -> dict[str, np.ndarray]:
     """s_g, v_g, |v_g|² and ∇_g·v_g of every particle of one snapshot (x, g of shape (N, d))."""
-    x, g = jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32)
+    x, g, box = jnp.asarray(x), jnp.asarray(g), float(box)
     search = search or nearest_search(x, box, model.n_neighbours)
     indices, complete = k_nearest(search, x, model.n_neighbours)
     if not bool(jnp.all(complete)):
@@ -46,7 +46,7 @@ def particle_fields(model: LocalTransformerScore, x: np.ndarray, g: np.ndarray, 
     v_g = -gamma * (g + s_g)
     return dict(
         s_g=np.asarray(s_g), v_g=np.asarray(v_g), v_g_sq=np.asarray(jnp.sum(v_g**2, axis=-1)),
-        div_g_v_g=np.asarray(-gamma * (x.shape[-1] + div_s_g)),
+        div_g_v_g=np.asarray(-gamma * (x.shape[-1] + div_s_g)), div_s_g=np.asarray(div_s_g),
     )
 
 
@@ -83,6 +83,7 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
             "v_g": (vec, np.stack(out["v_g"]), {"long_name": "probability-flow velocity in g, −γ(g + s_g)"}),
             "v_g_sq": (per, np.stack(out["v_g_sq"]), {"long_name": "|v_g^i|²"}),
             "div_g_v_g": (per, np.stack(out["div_g_v_g"]), {"long_name": "∇_{g^i}·v_g^i"}),
+            "div_s_g": (per, np.stack(out["div_s_g"]), {"long_name": "∇_{g^i}·s_g^i"}),
             "phase": (per, phase, {"long_name": "0 gas, 1 cluster surface, 2 cluster interior"}),
             "in_largest_cluster": (per, (phase != GAS).astype(np.int8), {"long_name": "in the largest cluster"}),
             "largest_cluster_fraction": ("sample", np.mean(phase != GAS, axis=1)),
@@ -94,11 +95,19 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
 
 def by_phase(ds: xr.Dataset) -> dict[str, Any]:
     """Per-particle means of |v_g|² and ∇_g·v_g over all snapshots, overall and in each phase, with the
-    fraction of particles in each phase: the number behind "the EPR concentrates at the interface"."""
+    fraction of particles in each phase: the number behind "the EPR concentrates at the interface".
+
+    Also the score-matching identity E[|s_g^i|² + ∇_{g^i}·s_g^i] = 0, which integration by parts gives
+    for the exact score of any density (Fig. 18C, g block, per particle): a learned s_g far from it is
+    not the score of the data. Its standard error treats particles as independent (they are not quite:
+    neighbours are correlated), so read it as a lower bound."""
+    identity = (ds.s_g**2).sum("dim").values + ds.div_s_g.values
     row: dict[str, Any] = dict(n_particles=int(ds.attrs["n_particles"]), phi=float(ds.attrs["phi"]),
                                n_snapshots=ds.sizes["sample"],
                                largest_cluster_fraction=float(ds.largest_cluster_fraction.mean()),
-                               v_g_sq=float(ds.v_g_sq.mean()), div_g_v_g=float(ds.div_g_v_g.mean()))
+                               v_g_sq=float(ds.v_g_sq.mean()), div_g_v_g=float(ds.div_g_v_g.mean()),
+                               sm_identity_g=float(identity.mean()),
+                               sm_identity_g_stderr=float(identity.std(ddof=1) / np.sqrt(identity.size)))
     phase = ds.phase.values
     for code, name in PHASE_NAMES.items():
         mask = phase == code
@@ -138,9 +147,10 @@ def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, su
     io.write_netcdf(ds, fields_path, dict(stage="mips_fields", spec=spec, samples=samples_path))
     row = by_phase(ds)
     io.write_csv(pd.DataFrame([row]), summary_path)
-    log.info("wrote %s and %s: mean |v_g|^2 per particle %.3g (gas %.3g, surface %.3g, interior %.3g)",
+    log.info("wrote %s and %s: mean |v_g|^2 per particle %.3g (gas %.3g, surface %.3g, interior %.3g); "
+             "score-matching identity E|s_g|^2 + div s_g = %.3g +- %.2g per particle (0 for the exact score)",
              fields_path, summary_path, row["v_g_sq"], row["v_g_sq_gas"], row["v_g_sq_surface"],
-             row["v_g_sq_interior"])
+             row["v_g_sq_interior"], row["sm_identity_g"], row["sm_identity_g_stderr"])
 
 
 def combine_summaries(paths: list[str], out_path: str) -> None:

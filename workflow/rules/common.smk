@@ -147,7 +147,9 @@ def mips_config(*keys):
 
 def mips_model_config():
     """What the MIPS model must have been trained for (checked against its model.json)."""
-    return canonical({"system": "mips"} | {k: config["mips"][k] for k in ("parameters", "network")})
+    return canonical(
+        {"system": "mips"} | {k: config["mips"][k] for k in ("parameters", "network")}
+    )
 
 
 def transfer_system(n, phi):
@@ -158,7 +160,9 @@ def mips_systems():
     """The training set and every transfer system, as the {system} of results/mips/{system}/."""
     transfer = config["mips"]["transfer"]
     return ["train"] + [
-        transfer_system(n, phi) for n in transfer["n_particles"] for phi in transfer["phi"]
+        transfer_system(n, phi)
+        for n in transfer["n_particles"]
+        for phi in transfer["phi"]
     ]
 
 
@@ -171,7 +175,9 @@ def transfer_simulation(wildcards):
     and the (N, phi) of the wildcards."""
     transfer = config["mips"]["transfer"]
     simulation = dict(config["mips"]["simulation"])
-    simulation.update({k: transfer[k] for k in ("n_runs", "t_equilibrate", "n_snapshots")})
+    simulation.update(
+        {k: transfer[k] for k in ("n_runs", "t_equilibrate", "n_snapshots")}
+    )
     return canonical(
         simulation | {"n_particles": int(wildcards.n), "phi": float(wildcards.phi)}
     )
@@ -193,7 +199,11 @@ def mips_fields(n, phis):
 def mips_figure_inputs(name):
     """The fields files of one MIPS figure, in the order of its columns."""
     m = config["mips"]
-    phi0, sizes, phis = m["parameters"]["phi"], sorted(m["transfer"]["n_particles"]), sorted(m["transfer"]["phi"])
+    phi0, sizes, phis = (
+        m["parameters"]["phi"],
+        sorted(m["transfer"]["n_particles"]),
+        sorted(m["transfer"]["phi"]),
+    )
     if name == "fig08-mips-epr":
         return "results/mips/train/fields.nc"
     if name == "fig09-mips-transfer-size":

@@ -19,7 +19,9 @@ rule figure_fig08:
         "../../envs/plotting.yaml"
     params:
         name="fig08-mips-epr",
-        options=figure_options("fig08-mips-epr", **mips_figure_arguments("fig08-mips-epr")),
+        options=figure_options(
+            "fig08-mips-epr", **mips_figure_arguments("fig08-mips-epr")
+        ),
     script:
         "../scripts/figure.py"
 
@@ -42,7 +44,10 @@ rule figure_fig09:
         "../../envs/plotting.yaml"
     params:
         name="fig09-mips-transfer-size",
-        options=figure_options("fig09-mips-transfer-size", **mips_figure_arguments("fig09-mips-transfer-size")),
+        options=figure_options(
+            "fig09-mips-transfer-size",
+            **mips_figure_arguments("fig09-mips-transfer-size"),
+        ),
     script:
         "../scripts/figure.py"
 
@@ -65,7 +70,9 @@ rule figure_fig10:
         "../../envs/plotting.yaml"
     params:
         name="fig10-mips-flow-arrows",
-        options=figure_options("fig10-mips-flow-arrows", **mips_figure_arguments("fig10-mips-flow-arrows")),
+        options=figure_options(
+            "fig10-mips-flow-arrows", **mips_figure_arguments("fig10-mips-flow-arrows")
+        ),
     script:
         "../scripts/figure.py"
 
@@ -88,7 +95,10 @@ rule figure_fig11:
         "../../envs/plotting.yaml"
     params:
         name="fig11-mips-packing-fraction",
-        options=figure_options("fig11-mips-packing-fraction", **mips_figure_arguments("fig11-mips-packing-fraction")),
+        options=figure_options(
+            "fig11-mips-packing-fraction",
+            **mips_figure_arguments("fig11-mips-packing-fraction"),
+        ),
     script:
         "../scripts/figure.py"
 
@@ -111,7 +121,10 @@ rule figure_fig19:
         "../../envs/plotting.yaml"
     params:
         name="fig19-mips-packing-fraction-si1",
-        options=figure_options("fig19-mips-packing-fraction-si1", **mips_figure_arguments("fig19-mips-packing-fraction-si1")),
+        options=figure_options(
+            "fig19-mips-packing-fraction-si1",
+            **mips_figure_arguments("fig19-mips-packing-fraction-si1"),
+        ),
     script:
         "../scripts/figure.py"
 
@@ -134,7 +147,10 @@ rule figure_fig20:
         "../../envs/plotting.yaml"
     params:
         name="fig20-mips-packing-fraction-si2",
-        options=figure_options("fig20-mips-packing-fraction-si2", **mips_figure_arguments("fig20-mips-packing-fraction-si2")),
+        options=figure_options(
+            "fig20-mips-packing-fraction-si2",
+            **mips_figure_arguments("fig20-mips-packing-fraction-si2"),
+        ),
     script:
         "../scripts/figure.py"
 
@@ -157,6 +173,9 @@ rule figure_fig21:
         "../../envs/plotting.yaml"
     params:
         name="fig21-mips-packing-fraction-si3",
-        options=figure_options("fig21-mips-packing-fraction-si3", **mips_figure_arguments("fig21-mips-packing-fraction-si3")),
+        options=figure_options(
+            "fig21-mips-packing-fraction-si3",
+            **mips_figure_arguments("fig21-mips-packing-fraction-si3"),
+        ),
     script:
         "../scripts/figure.py"

@@ -99,6 +99,8 @@ rule mips_summary:
         ),
     log:
         "logs/mips/mips_summary.log",
+    benchmark:
+        "logs/mips/mips_summary.benchmark.tsv"
     conda:
         "../../envs/plotting.yaml"
     script:

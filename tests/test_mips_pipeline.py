@@ -1,0 +1,157 @@
+"""The MIPS stages as library calls: cluster phases on a hand-built configuration, the dataset's runs,
+the per-particle fields against exact cases (the Boltzmann-shifted untrained network gives v_g ≡ 0) and
+against finite differences, the model file round trip, and the refusals."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from activeflow import denoising, io, mips_dataset, mips_epr
+from activeflow.clusters import GAS, INTERIOR, SURFACE, largest_cluster_fraction, phases
+from activeflow.errors import InputFileError
+
+PARAMETERS = dict(a=1.0, k=1.0, beta=7.5, mu=1.0, v0=0.05, gamma=1e-2, eps=0.0, phi=0.5, n_particles=64)
+SIMULATION = dict(dt=0.1, force_tolerance=1e-6, skin=0.5, n_runs=2, t_equilibrate=3.0, n_snapshots=2,
+                  t_between=1.0, cluster_contact=2.2, min_cluster_fraction=0.0)
+NETWORK = dict(n_neighbours=6, embed_dim=8, n_layers=1, n_heads=2, mlp_width=8, mlp_depth=1, boltzmann_shift=True)
+TRAINING = dict(sigma=0.1, augment=True, optimizer="radam", learning_rate=1e-3, warmup_steps=2, steps=6, batch_size=16,
+                clip_norm=10.0, ema_decay=0.9, log_every=3)
+
+
+def test_phases_of_a_hexagonal_patch_in_a_dilute_gas():
+    spacing, m = 1.9, 9  # disks of radius 1 slightly overlapping, a 9 x 9 parallelogram patch
+    i, j = np.meshgrid(np.arange(m), np.arange(m), indexing="ij")
+    patch = np.stack([spacing * (i + j / 2), spacing * np.sqrt(3) / 2 * j], -1).reshape(-1, 2) - 10.0
+    gas = np.array([[30.0, 30.0], [-35.0, 25.0], [25.0, -30.0]])
+    x = np.concatenate([patch, gas])
+    box = 80.0
+    p = phases(x, box, contact=2.2)
+    inner = ((i > 0) & (i < m - 1) & (j > 0) & (j < m - 1)).ravel()
+    assert (p[:m * m][inner] == INTERIOR).all() and inner.sum() == 49  # six touching neighbours each
+    assert (p[:m * m][~inner] == SURFACE).all()  # two to four
+    assert (p[m * m:] == GAS).all()
+    # periodic: the same patch split across the box boundary is still one cluster with the same phases
+    shifted = np.mod(x + np.array([box / 2 + 3.0, 0.0]), box) - box / 2
+    np.testing.assert_array_equal(phases(shifted, box, 2.2), p)
+    assert largest_cluster_fraction(shifted, box, 2.2) == m * m / len(x)
+
+
+def test_runs_are_reproducible_folded_and_logged(caplog):
+    system = mips_dataset.make_mips(PARAMETERS, SIMULATION)
+    with caplog.at_level("INFO"):
+        a = mips_dataset.simulate_runs(system, jax.random.key(3), SIMULATION, "test")
+    b = mips_dataset.simulate_runs(system, jax.random.key(3), SIMULATION, "test")
+    xr.testing.assert_identical(a, b)
+    assert a.x.shape == (4, 64, 2) and list(a.run.values) == [0, 0, 1, 1]
+    np.testing.assert_allclose(a.time.values, [3.0, 4.0, 3.0, 4.0])
+    assert not np.allclose(a.x.values[0], a.x.values[2])  # the runs are independent
+    assert np.all(np.abs(a.x.values) <= system.box / 2)
+    for s in range(4):
+        assert a.largest_cluster_fraction.values[s] == largest_cluster_fraction(a.x.values[s], system.box, 2.2)
+    assert a.equilibration_cluster_fraction.shape == (2, mips_dataset.CLUSTER_CHECKS + 1)
+    assert "largest cluster" in caplog.text
+
+
+def test_no_cluster_is_warned_about(caplog):
+    system = mips_dataset.make_mips(PARAMETERS | dict(phi=0.05, n_particles=32), SIMULATION)
+    with caplog.at_level("WARNING"):
+        mips_dataset.simulate_runs(system, jax.random.key(0), SIMULATION | dict(min_cluster_fraction=0.5, n_runs=1), "gas")
+    assert "no dense phase has formed" in caplog.text and "t_equilibrate" in caplog.text
+
+
+def snapshot(n=48, box=12.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-box / 2, box / 2, (n, 2)), rng.normal(size=(n, 2)), box
+
+
+def test_untrained_shifted_network_is_the_equilibrium_score_and_gives_no_flow():
+    """With zero output layers and the shift, s_g = −g exactly: the score of g ~ N(0, 1) at v0 = 0, so
+    v_g ≡ 0 and ∇_g·v_g ≡ −γ(d − d) = 0 for every particle."""
+    model = denoising.build_local_model(denoising.model_spec(PARAMETERS, NETWORK), jax.random.key(1))
+    x, g, box = snapshot()
+    f = mips_epr.particle_fields(model, x, g, box, gamma=0.3)
+    np.testing.assert_allclose(f["s_g"], -g, atol=1e-12)
+    assert np.abs(f["v_g"]).max() < 1e-12 and np.abs(f["div_g_v_g"]).max() < 1e-12
+
+
+def test_divergence_field_equals_finite_differences():
+    spec = denoising.model_spec(PARAMETERS, NETWORK | dict(boltzmann_shift=False))
+    model = denoising.build_local_model(spec, jax.random.key(2))
+    x, g, box = snapshot(seed=1)
+    gamma = 0.3
+    f = mips_epr.particle_fields(model, x, g, box, gamma)
+    search = mips_epr.nearest_search(x, box, model.n_neighbours)
+    indices, _ = mips_epr.k_nearest(search, jnp.asarray(x), model.n_neighbours)
+    h = 1e-5
+    for i in (0, 7, 31):
+        trace = 0.0
+        for k in range(2):
+            plus, minus = g.copy(), g.copy()
+            plus[i, k] += h
+            minus[i, k] -= h
+            s = [model.at(jnp.asarray(x), jnp.asarray(gg), jnp.array([i]), indices[i][None], box)[1][0, k]
+                 for gg in (plus, minus)]
+            trace += float(s[0] - s[1]) / (2 * h)
+        np.testing.assert_allclose(f["div_g_v_g"][i], -gamma * (2 + trace), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(f["v_g"], -gamma * (g + f["s_g"]), rtol=1e-12)
+    np.testing.assert_allclose(f["v_g_sq"], (f["v_g"] ** 2).sum(-1), rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def stage_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mips")
+    paths = {k: str(d / k) for k in ("samples.nc", "transfer.nc", "model.eqx", "model.json", "training.csv")}
+    mips_dataset.run(PARAMETERS, SIMULATION, 7, paths["samples.nc"])
+    mips_dataset.run(PARAMETERS, SIMULATION | dict(n_runs=1, n_snapshots=1), 7, paths["transfer.nc"],
+                     n_particles=96, phi=0.3)
+    denoising.run(PARAMETERS, NETWORK, TRAINING, 7, paths["samples.nc"], paths["model.eqx"], paths["model.json"],
+                  paths["training.csv"])
+    return d, paths
+
+
+EXPECTED = dict(system="mips", parameters=PARAMETERS, network=NETWORK)
+
+
+def test_model_round_trip_and_transfer_fields(stage_files):
+    d, p = stage_files
+    model, spec = io.load_model(p["model.eqx"], p["model.json"], EXPECTED)
+    assert model.n_neighbours == 6 and spec["hyperparameters"]["shift"]
+    assert list(pd.read_csv(p["training.csv"]).step) == [3, 6]
+    mips_epr.run(p["model.eqx"], p["model.json"], p["transfer.nc"], str(d / "f.nc"), str(d / "f.csv"), EXPECTED)
+    with xr.open_dataset(d / "f.nc") as f, xr.open_dataset(p["transfer.nc"]) as s:
+        assert (f.attrs["n_particles"], f.attrs["phi"]) == (96, 0.3)
+        direct = mips_epr.particle_fields(model, s.x.values[0], s.g.values[0], s.attrs["box"], PARAMETERS["gamma"])
+        np.testing.assert_allclose(f.div_g_v_g.values[0], direct["div_g_v_g"], rtol=1e-6)
+        row = pd.read_csv(d / "f.csv").iloc[0]
+        fractions = [row[f"fraction_{n}"] for n in ("gas", "surface", "interior")]
+        assert np.isclose(sum(fractions), 1.0)
+        assert np.isclose(row.v_g_sq, float(f.v_g_sq.mean()))
+
+
+def test_refusals_name_the_problem(stage_files):
+    d, p = stage_files
+    with pytest.raises(InputFileError, match=r"network.n_neighbours: 6 in the file, 8 in the config"):
+        io.load_model(p["model.eqx"], p["model.json"], EXPECTED | dict(network=NETWORK | dict(n_neighbours=8)))
+    other = str(d / "other.nc")
+    mips_dataset.run(PARAMETERS | dict(v0=0.2), SIMULATION | dict(n_runs=1, n_snapshots=1), 7, other)
+    with pytest.raises(InputFileError, match=r"v0: 0.2 in the file, 0.05 in the config"):
+        mips_epr.run(p["model.eqx"], p["model.json"], other, str(d / "x.nc"), str(d / "x.csv"), EXPECTED)
+    assert not (d / "x.nc").exists()
+
+
+def test_summaries_are_combined_training_set_first(tmp_path):
+    rows = {"transfer/n128-phi0.5": (128, 0.5), "train": (64, 0.5), "transfer/n64-phi0.9": (64, 0.9),
+            "transfer/n64-phi0.1": (64, 0.1)}
+    paths = []
+    for name, (n, phi) in rows.items():
+        path = tmp_path / name / "epr_by_phase.csv"
+        path.parent.mkdir(parents=True)
+        pd.DataFrame([dict(n_particles=n, phi=phi, v_g_sq=1.0)]).to_csv(path, index=False)
+        paths.append(str(path))
+    mips_epr.combine_summaries(paths, str(tmp_path / "all.csv"))
+    table = pd.read_csv(tmp_path / "all.csv")
+    assert list(zip(table.system, table.n_particles, table.phi)) == [
+        ("train", 64, 0.5), ("transfer", 64, 0.1), ("transfer", 64, 0.9), ("transfer", 128, 0.5)]
