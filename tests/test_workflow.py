@@ -46,7 +46,8 @@ MIPS_FIGURES = ["fig08-mips-epr", "fig09-mips-transfer-size", "fig10-mips-flow-a
                 "fig19-mips-packing-fraction-si1", "fig20-mips-packing-fraction-si2", "fig21-mips-packing-fraction-si3"]
 FIGURES = RING_FIGURES + TRAP_FIGURES + MIPS_FIGURES + ["accuracy-epr"]
 # the mips section of config/test.yaml: training set and transfer systems, as in results/mips/{system}/
-MIPS_TRANSFER = [f"transfer/n{n}-phi{phi}" for n in (64, 128) for phi in (0.3, 0.5)]
+MIPS_SIZES = {f"transfer/n{n}-phi{phi}": (n, phi) for n in (64, 128) for phi in (0.3, 0.5)} | {"train": (64, 0.5)}
+MIPS_TRANSFER = [system for system in MIPS_SIZES if system != "train"]
 MIPS_SYSTEMS = ["train", *MIPS_TRANSFER]
 LINEAR = ["linear-v0_0", "linear-v0_1"]  # the v0 sweeps of config/test.yaml
 TRAP = ["trap-v0_0", "trap-v0_0.5"]
@@ -186,7 +187,7 @@ def test_mips_outputs(finished_run):
     assert pd.read_csv(mips / "training.csv").step.iloc[-1] == 10
     for system in MIPS_SYSTEMS:
         with xr.open_dataset(mips / system / "fields.nc") as f, xr.open_dataset(mips / system / "samples.nc") as s:
-            n, phi = (64, 0.5) if system == "train" else (int(system.split("n")[1].split("-")[0]), float(system.split("phi")[1]))
+            n, phi = MIPS_SIZES[system]
             assert (f.attrs["n_particles"], f.attrs["phi"]) == (n, phi) == (s.attrs["n_particles"], s.attrs["phi"])
             assert f.sizes["sample"] == (2 if system == "train" else 1) and f.sizes["particle"] == n
             np.testing.assert_allclose(f.v_g, -f.attrs["gamma"] * (f.g + f.s_g), rtol=1e-5, atol=1e-12)
