@@ -390,6 +390,10 @@ def _mips(cfg: dict[str, Any]) -> Iterator[str]:
     if train["warmup_steps"] >= train["steps"]:
         yield problem("mips.training.warmup_steps", train["warmup_steps"],
                       f"not below training.steps = {train['steps']}", f"0 to {train['steps'] - 1}")
+    if train["checkpoint_every"] > train["steps"]:
+        yield problem("mips.training.checkpoint_every", train["checkpoint_every"],
+                      f"larger than training.steps = {train['steps']}, so no checkpoint would be written",
+                      f"1 to {train['steps']}")
     # The figures' systems must be simulated: Figs. 9, 10 at the training phi, Figs. 11, 19-21 per N.
     sizes = ", ".join(map(str, tr["n_particles"]))
     if p["phi"] not in tr["phi"]:

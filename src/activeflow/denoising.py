@@ -18,6 +18,7 @@ exponential moving average (EMA) of the weights that is never reset, and a guard
 import functools
 import logging
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -28,11 +29,11 @@ import optax
 import pandas as pd
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from activeflow import io
+from activeflow import checkpoint, io
 from activeflow.local_transformer import LocalTransformerScore, k_nearest, nearest_search
 from activeflow.neighbours import NeighbourOverflow, NeighbourSearch
 from activeflow.seeding import derive_key
-from activeflow.train import check_finite, make_optimizer
+from activeflow.train import check_finite, fingerprint, make_optimizer, resume_checkpoint
 
 log = logging.getLogger(__name__)
 Snapshot = Float[Array, "N d"]
@@ -60,14 +61,24 @@ def denoising_loss(
     key: PRNGKeyArray,
     sigma: float,
     has_aux: bool = False,
+    antithetic: bool = False,
 ):
     """(88) on s_g for one snapshot: mean over `particles` of |s_g^i(x̃, g̃) + ξ_g^i/σ|², the whole
     snapshot being noised (the neighbours of a particle are noised too). With `has_aux`, score_g
-    returns (s_g, aux) and this returns (loss, aux)."""
+    returns (s_g, aux) and this returns (loss, aux) (aux of the + draw, combined with & for flags).
+
+    With `antithetic`, the mean of the loss at the noise ξ and at −ξ: each is an unbiased draw of (88),
+    so their mean is too, and the term of the gradient linear in ξ — the one of order 1/σ that swamps
+    the signal for small σ — cancels between them to first order in σ (twice the forward passes)."""
     xt, gt, xi_g = noise(key, x, g, sigma)
     out = score_g(xt, gt, particles)
     s, aux = out if has_aux else (out, None)
     loss = jnp.mean(jnp.sum((s + xi_g[particles] / sigma) ** 2, axis=-1))
+    if antithetic:
+        out_m = score_g(2 * x - xt, 2 * g - gt, particles)
+        s_m, aux_m = out_m if has_aux else (out_m, None)
+        loss = 0.5 * (loss + jnp.mean(jnp.sum((s_m - xi_g[particles] / sigma) ** 2, axis=-1)))
+        aux = aux & aux_m if has_aux else None
     return (loss, aux) if has_aux else loss
 
 
@@ -107,7 +118,7 @@ def square_symmetry(key: PRNGKeyArray, x: Snapshot, g: Snapshot) -> tuple[Snapsh
 
 
 def make_denoising_step(optimizer: optax.GradientTransformation, search: NeighbourSearch, box: float,
-                        sigma: float, ema_decay: float, augment: bool):
+                        sigma: float, ema_decay: float, augment: bool, antithetic: bool = False):
     @eqx.filter_jit
     def step_fn(model, opt_state, ema, step, xs, gs, batch_size, key):
         # One snapshot and `batch_size` distinct particles of it; the step's randomness is fold_in(key, step).
@@ -117,7 +128,8 @@ def make_denoising_step(optimizer: optax.GradientTransformation, search: Neighbo
         particles = jax.random.choice(kpart, x.shape[0], (batch_size,), replace=False)
 
         def loss_fn(m):
-            loss, complete = denoising_loss(local_score_g(m, search, box, sigma), x, g, particles, key, sigma, True)
+            loss, complete = denoising_loss(local_score_g(m, search, box, sigma), x, g, particles, key, sigma, True,
+                                            antithetic)
             return loss, jnp.sum(~complete)
 
         (loss, incomplete), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model)
@@ -133,14 +145,15 @@ def make_denoising_step(optimizer: optax.GradientTransformation, search: Neighbo
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled_step(steps, warmup_steps, learning_rate, optimizer, clip_norm, search, box, sigma, ema_decay, augment):
+def _compiled_step(steps, warmup_steps, learning_rate, optimizer, clip_norm, search, box, sigma, ema_decay, augment,
+                   antithetic):
     """Optimiser, schedule and jitted step for these settings; cached, so that repeated fits with the
     same settings (a notebook, a test) reuse the compiled step."""
     opt, schedule = make_optimizer(dict(
         steps=steps, warmup_steps=warmup_steps, learning_rate=learning_rate, optimizer=optimizer,
         clip_norm=clip_norm,
     ))
-    return opt, schedule, make_denoising_step(opt, search, box, sigma, ema_decay, augment)
+    return opt, schedule, make_denoising_step(opt, search, box, sigma, ema_decay, augment, antithetic)
 
 
 def fit_denoising(
@@ -161,12 +174,21 @@ def fit_denoising(
     search: NeighbourSearch | None = None,
     log_every: int = 100,
     augment: bool = False,
+    antithetic: bool = False,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int | None = None,
 ) -> tuple[LocalTransformerScore, pd.DataFrame]:
     """Train on snapshots x, g of shape (S, N, d) (S ≥ 1) in a periodic box of side `box`; each step
     draws one snapshot and `batch_size` distinct particles of it, noises the whole snapshot and takes
     one optimiser step on (88); with `augment`, each snapshot is first mapped by a random symmetry of the
-    square (`square_symmetry`; needs a square box centred on 0). Returns the EMA model and a log (one row per `log_every` steps: step,
+    square (`square_symmetry`; needs a square box centred on 0); with `antithetic`, each step's loss is the
+    mean over the noise ξ and −ξ (`denoising_loss`). Returns the EMA model and a log (one row per `log_every` steps: step,
     loss, learning rate, gradient norm, seconds). `search` defaults to `nearest_search` on the data.
+
+    With `checkpoint_path`, the state (weights, optimiser, EMA) is written there every `checkpoint_every`
+    steps, and a call with the same inputs resumes from it: each step's randomness depends only on the
+    step, so the resumed result is the uninterrupted one bit for bit. A checkpoint of other inputs
+    (fingerprint of the settings, initial weights, key and data) is ignored with a warning.
 
     Raises `TrainingDiverged` at the first non-finite loss or gradient norm (no model is returned), and
     `NeighbourOverflow` if a noised snapshot's K nearest neighbours were not certainly found."""
@@ -180,13 +202,26 @@ def fit_denoising(
         search = nearest_search(x, box, model.n_neighbours)
     opt, schedule, step_fn = _compiled_step(
         steps, warmup_steps, float(learning_rate), optimizer, float(clip_norm), search, float(box), float(sigma),
-        float(ema_decay), bool(augment),
+        float(ema_decay), bool(augment), bool(antithetic),
     )
     params = eqx.filter(model, eqx.is_inexact_array)
-    opt_state, ema = opt.init(params), params
-    rows, start = [], time.perf_counter()
+    state = dict(model=model, opt_state=opt.init(params), ema=params)
+    rows, start, first, before = [], time.perf_counter(), 0, 0.0
     kept = "no model is returned"
-    for step in range(steps):
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if path is not None:
+        settings = dict(sigma=sigma, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+                        warmup_steps=warmup_steps, ema_decay=ema_decay, optimizer=optimizer, clip_norm=clip_norm,
+                        augment=augment, antithetic=antithetic, search=repr(search), box=box)
+        digest = fingerprint(model, settings, 0.0, "denoising", key, x, g)
+        resumed = resume_checkpoint(path, digest, state)
+        if resumed is not None:
+            header, state = resumed
+            first, rows, before = header["step"], header["history"], header["seconds"]
+            log.info("resuming from checkpoint %s at step %d of %d", path, first, steps)
+        kept = f"the last good checkpoint (if any) is kept in {path}; no model is returned"
+    model, opt_state, ema = state["model"], state["opt_state"], state["ema"]
+    for step in range(first, steps):
         model, opt_state, ema, loss, grad_norm, incomplete = step_fn(
             model, opt_state, ema, jnp.asarray(step), x, g, batch_size, key
         )
@@ -201,10 +236,15 @@ def fit_denoising(
         if done % log_every == 0 or done == steps:
             seconds = time.perf_counter() - start
             rows.append(dict(step=done, loss=float(loss), learning_rate=float(schedule(step)),
-                             grad_norm=float(grad_norm), seconds=seconds))
-            rate = done / seconds
+                             grad_norm=float(grad_norm), seconds=before + seconds))
+            rate = (done - first) / seconds
             log.info("denoising step %d/%d loss %.5g lr %.3g | %.1f steps/s, %.0f s left",
                      done, steps, float(loss), rows[-1]["learning_rate"], rate, (steps - done) / rate)
+        if path is not None and checkpoint_every and done % checkpoint_every == 0 and done < steps:
+            header = dict(fingerprint=digest, step=done, history=rows,
+                          seconds=before + time.perf_counter() - start)
+            checkpoint.save(path, header, dict(model=model, opt_state=opt_state, ema=ema))
+            log.info("checkpoint at step %d written to %s", done, path)
     return eqx.combine(ema, model), pd.DataFrame(rows)
 
 
@@ -236,8 +276,10 @@ def build_local_model(spec: dict[str, Any], key: jax.Array | None) -> LocalTrans
 
 
 def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str, Any], seed: int,
-        samples_path: str, model_path: str, spec_path: str, csv_path: str) -> None:
-    """Stage `train_denoising`: fit s_g of the local transformer to the MIPS snapshots with (88)."""
+        samples_path: str, model_path: str, spec_path: str, csv_path: str,
+        checkpoint_path: str | None = None) -> None:
+    """Stage `train_denoising`: fit s_g of the local transformer to the MIPS snapshots with (88). The
+    checkpoint is removed once the model is saved; after a kill it stays, and the next run resumes."""
     ds = io.read_netcdf(samples_path, required=("x", "g"))
     n = int(parameters["n_particles"])
     io.check_samples(ds, samples_path, "mips", parameters, (n, 2))
@@ -254,8 +296,11 @@ def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str,
         warmup_steps=int(training["warmup_steps"]), key=derive_key(seed, "mips", "train", "data"),
         ema_decay=float(training["ema_decay"]), optimizer=training["optimizer"],
         clip_norm=float(training["clip_norm"]), log_every=int(training["log_every"]),
-        augment=bool(training["augment"]),
+        augment=bool(training["augment"]), antithetic=bool(training["antithetic"]), checkpoint_path=checkpoint_path,
+        checkpoint_every=int(training["checkpoint_every"]),
     )
     io.write_csv(history, csv_path)
     io.save_model(model, spec, model_path, spec_path)
     log.info("wrote %s, %s and %s", model_path, spec_path, csv_path)
+    if checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)

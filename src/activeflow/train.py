@@ -148,7 +148,7 @@ def data_order(kperm: jax.Array, epoch: int, n: int) -> jax.Array:
     return jax.random.permutation(jax.random.fold_in(kperm, epoch), n)
 
 
-def _resume(path: Path, digest: str, skeleton: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def resume_checkpoint(path: Path, digest: str, skeleton: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The checkpoint's header and state if it belongs to this run; otherwise None, with a logged reason."""
     if not path.exists():
         return None
@@ -200,7 +200,7 @@ def fit(
     kept = "no checkpoint is kept (none configured); no model is written"
     if path is not None:
         kept = "no checkpoint was written before it; no model is written"
-        resumed = _resume(path, digest, state)
+        resumed = resume_checkpoint(path, digest, state)
         if resumed is not None:
             header, state = resumed
             start_step, rows, elapsed_before = header["step"], header["history"], header["seconds"]

@@ -60,6 +60,8 @@ rule train_denoising:
         network=mips_config("network"),
         training=mips_config("training"),
         seed=config["seed"],
+        # deliberately not an output: Snakemake keeps it when it reruns the job
+        checkpoint="results/mips/checkpoints/train_denoising.ckpt",
     script:
         "../scripts/train_denoising.py"
 

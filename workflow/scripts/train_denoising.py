@@ -17,4 +17,5 @@ logs.run_stage(
     model_path=snakemake.output.model,
     spec_path=snakemake.output.spec,
     csv_path=snakemake.output.history,
+    checkpoint_path=snakemake.params.checkpoint,
 )
