@@ -104,6 +104,6 @@ rule mips_summary:
     benchmark:
         "logs/mips/mips_summary.benchmark.tsv"
     conda:
-        "../../envs/plotting.yaml"
+        "../../envs/jax.yaml"
     script:
         "../scripts/mips_summary.py"
