@@ -8,13 +8,14 @@ from activeflow import logs, mips_dataset
 
 logs.to_file(snakemake.log[0])
 simulation = dict(snakemake.params.simulation)
+# transfer: the (N, phi) of the wildcards come inside `simulation`, so that they are params
+n_particles, phi = simulation.pop("n_particles", None), simulation.pop("phi", None)
 logs.run_stage(
     mips_dataset.run,
     parameters=dict(snakemake.params.parameters),
     simulation=simulation,
     seed=snakemake.params.seed,
     samples_path=snakemake.output[0],
-    # transfer: the (N, phi) of the wildcards, passed inside `simulation` so that they are params
-    n_particles=simulation.pop("n_particles", None),
-    phi=simulation.pop("phi", None),
+    n_particles=n_particles,
+    phi=phi,
 )
