@@ -227,3 +227,31 @@ def test_denoising_learns_a_known_conditional_score_of_g():
             assert np.linalg.norm(learned - exact) / np.linalg.norm(exact) < 0.5
         else:
             assert np.abs(learned).mean() < 0.05, np.abs(learned).mean()
+
+
+@pytest.mark.parametrize("k, beta, tol", [(1.0, 7.5, 1e-6), (2.5, 7.5, 1e-9), (1.0, 2.0, 1e-3)])
+def test_config_checks_use_the_systems_cutoff_and_box(k, beta, tol):
+    """config.py (no JAX) recomputes the cut-off and the box side for its checks: they must be the
+    library's, the cut-off within tolerance/k."""
+    from activeflow import config as afconfig
+    from activeflow.forces import soft_disk_cutoff
+
+    p = dict(a=1.0, k=k, beta=beta)
+    assert abs(afconfig.mips_cutoff(p, tol) - soft_disk_cutoff(1.0, k, beta, tol)) < tol / k
+    system = mips_dataset.make_mips(PARAMETERS | dict(k=k, beta=beta, phi=0.3, n_particles=500),
+                                    SIMULATION | dict(force_tolerance=tol))
+    assert afconfig.mips_box(500, 0.3, 1.0) == pytest.approx(system.box, rel=1e-12)
+
+
+def test_score_matching_identity_is_zero_for_the_exact_score_only(stage_files):
+    """E[|s_g|² + ∇_g·s_g] per particle: the untrained shifted network is s_g = −g, the exact score of
+    the stationary g ~ N(0, 1) taken alone, so the identity vanishes within its standard error; the
+    same fields with s_g = −2g (a wrong score, ∇_g·s_g = −4) give E[4|g|² − 4] = 4."""
+    _, p = stage_files
+    model = denoising.build_local_model(denoising.model_spec(PARAMETERS, NETWORK), jax.random.key(1))
+    with xr.open_dataset(p["samples.nc"]) as s:
+        f = mips_epr.fields_dataset(model, s.load(), PARAMETERS["gamma"])
+    row = mips_epr.by_phase(f)
+    assert abs(row["sm_identity_g"]) < 4 * row["sm_identity_g_stderr"], row
+    wrong = mips_epr.by_phase(f.assign(s_g=2 * f.s_g, div_s_g=2 * f.div_s_g))
+    assert abs(wrong["sm_identity_g"] - 4) < 4 * wrong["sm_identity_g_stderr"] + 0.5 and wrong["sm_identity_g"] > 2

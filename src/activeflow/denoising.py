@@ -180,10 +180,11 @@ def fit_denoising(
 ) -> tuple[LocalTransformerScore, pd.DataFrame]:
     """Train on snapshots x, g of shape (S, N, d) (S ≥ 1) in a periodic box of side `box`; each step
     draws one snapshot and `batch_size` distinct particles of it, noises the whole snapshot and takes
-    one optimiser step on (88); with `augment`, each snapshot is first mapped by a random symmetry of the
-    square (`square_symmetry`; needs a square box centred on 0); with `antithetic`, each step's loss is the
-    mean over the noise ξ and −ξ (`denoising_loss`). Returns the EMA model and a log (one row per `log_every` steps: step,
-    loss, learning rate, gradient norm, seconds). `search` defaults to `nearest_search` on the data.
+    one optimiser step on (88). With `augment`, each snapshot is first mapped by a random symmetry of the
+    square (`square_symmetry`; needs a square box centred on 0); with `antithetic`, each step's loss is
+    the mean over the noise ξ and −ξ (`denoising_loss`). Returns the EMA model and a log (one row per
+    `log_every` steps: step, loss, learning rate, gradient norm, seconds). `search` defaults to
+    `nearest_search` on the data.
 
     With `checkpoint_path`, the state (weights, optimiser, EMA) is written there every `checkpoint_every`
     steps, and a call with the same inputs resumes from it: each step's randomness depends only on the
@@ -253,7 +254,6 @@ def exact_noised_gaussian_loss(a: float, variance: float, sigma: float, dim: int
     dim·(a²(variance + σ²) − 2a + 1/σ²), minimal at a = 1/(variance + σ²), the score of the noised
     density (reference for tests)."""
     return dim * (a**2 * (variance + sigma**2) - 2 * a + 1 / sigma**2)
-
 
 
 # ---- stage `train_denoising` ------------------------------------------------------------------------

@@ -114,10 +114,12 @@ def differences(found: Any, wanted: Any, key: str = "") -> list[str]:
 
 
 def check_samples(
-    ds: xr.Dataset, path: str | os.PathLike, system: str, parameters: dict[str, Any], shape: tuple[int, int]
+    ds: xr.Dataset, path: str | os.PathLike, system: str, parameters: dict[str, Any], shape: tuple[int, int],
+    free: tuple[str, ...] = (),
 ) -> None:
     """Refuse a samples file of another system or configuration, of the wrong shape, or with
-    non-finite values, naming the file and what is wrong."""
+    non-finite values, naming the file and what is wrong. Parameters named in `free` may differ (a
+    transferred model applies to other N and φ)."""
     for name in ("x", "g"):
         var = ds[name]
         if var.dims != ("sample", "particle", "dim") or var.shape[1:] != shape:
@@ -137,8 +139,10 @@ def check_samples(
         return
     if info.get("stage") != "simulate":
         raise InputFileError(f"{path}: written by stage {info.get('stage')!r}, not by 'simulate': not a samples file")
-    wanted = json.loads(json.dumps(dict(system=system, parameters=parameters), default=str))
-    diff = differences(dict(system=info.get("system"), parameters=info.get("parameters")), wanted)
+    fixed = {k: v for k, v in parameters.items() if k not in free}
+    found = {k: v for k, v in (info.get("parameters") or {}).items() if k not in free}
+    wanted = json.loads(json.dumps(dict(system=system, parameters=fixed), default=str))
+    diff = differences(dict(system=info.get("system"), parameters=found), wanted)
     if diff:
         raise InputFileError(
             f"{path}: simulated for another system or parameters ({'; '.join(diff)}); regenerate it "

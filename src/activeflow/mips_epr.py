@@ -117,29 +117,14 @@ def by_phase(ds: xr.Dataset) -> dict[str, Any]:
     return row
 
 
-def check_transfer_samples(samples: xr.Dataset, path: str, spec: dict[str, Any]) -> None:
-    """The snapshots must be of the system the model was trained on, up to N and φ."""
-    info = io.stage_info(samples)
-    if info.get("stage") != "simulate" or info.get("system") != "mips":
-        raise InputFileError(f"{path}: not a MIPS samples file (written by {info.get('stage')!r} for "
-                             f"system {info.get('system')!r})")
-    fixed = {k: v for k, v in spec["parameters"].items() if k not in ("n_particles", "phi")}
-    found = {k: v for k, v in info.get("parameters", {}).items() if k not in ("n_particles", "phi")}
-    diff = io.differences(found, fixed)
-    if diff:
-        raise InputFileError(f"{path}: simulated with other particle parameters than the model was trained "
-                             f"on ({'; '.join(diff)}); regenerate it")
-    for name in ("x", "g"):
-        if not np.all(np.isfinite(samples[name].values)):
-            raise InputFileError(f"{path}: {name} has non-finite values")
-
-
 def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, summary_path: str,
         expected: dict[str, Any], n_snapshots: int | None = None) -> None:
     """Stage `mips_fields`: fields of `n_snapshots` snapshots of one samples file (training or transfer)."""
     model, spec = io.load_model(model_path, spec_path, expected)
     samples = io.read_netcdf(samples_path, required=("x", "g"))
-    check_transfer_samples(samples, samples_path, spec)
+    # the training system's particles (the same parameters), at any N and φ
+    io.check_samples(samples, samples_path, "mips", spec["parameters"], (samples.sizes.get("particle", 0), 2),
+                     free=("n_particles", "phi"))
     gamma = float(spec["parameters"]["gamma"])
     log.info("evaluating the score of %s (K = %d) on %s: N = %d, phi = %g", model_path, model.n_neighbours,
              samples_path, samples.attrs["n_particles"], samples.attrs["phi"])

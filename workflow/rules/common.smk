@@ -174,12 +174,10 @@ def transfer_simulation(wildcards):
     """The training set's simulation settings with the transfer's runs, equilibration and snapshots,
     and the (N, phi) of the wildcards."""
     transfer = config["mips"]["transfer"]
-    simulation = dict(config["mips"]["simulation"])
-    simulation.update(
-        {k: transfer[k] for k in ("n_runs", "t_equilibrate", "n_snapshots")}
-    )
     return canonical(
-        simulation | {"n_particles": int(wildcards.n), "phi": float(wildcards.phi)}
+        config["mips"]["simulation"]
+        | {k: transfer[k] for k in ("n_runs", "t_equilibrate", "n_snapshots")}
+        | {"n_particles": int(wildcards.n), "phi": float(wildcards.phi)}
     )
 
 
@@ -192,7 +190,8 @@ def mips_evaluated_snapshots(wildcards):
     )
 
 
-def mips_fields(n, phis):
+def transfer_fields(n, phis):
+    """fields.nc of the transfer systems of N = n at each phi."""
     return [f"results/mips/{transfer_system(n, phi)}/fields.nc" for phi in phis]
 
 
@@ -207,10 +206,10 @@ def mips_figure_inputs(name):
     if name == "fig08-mips-epr":
         return "results/mips/train/fields.nc"
     if name == "fig09-mips-transfer-size":
-        return [mips_fields(n, [phi0])[0] for n in sizes]
+        return [transfer_fields(n, [phi0])[0] for n in sizes]
     if name == "fig10-mips-flow-arrows":
-        return mips_fields(m["figures"]["arrows_n_particles"], [phi0])[0]
-    return mips_fields(m["figures"]["packing_fraction"][name[:5]], phis)
+        return transfer_fields(m["figures"]["arrows_n_particles"], [phi0])[0]
+    return transfer_fields(m["figures"]["packing_fraction"][name[:5]], phis)
 
 
 def mips_figure_arguments(name):
