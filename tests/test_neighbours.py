@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow.neighbours import NeighbourOverflow, NeighbourSearch
+from activeflow import neighbours
+from activeflow.neighbours import NeighbourOverflow, NeighbourSearch, _compact
 
 
 def brute_force_distances(x: np.ndarray, box: float) -> np.ndarray:
@@ -70,6 +71,47 @@ def test_cells_hold_each_particle_once_in_its_own_cell(rng):
     for c, row in enumerate(table):
         assert np.all(cell_of[row[row < n]] == c)
     assert int(max_count) == np.bincount(cell_of).max()
+
+
+def test_cell_binning_by_packed_key_equals_argsort(rng, monkeypatch):
+    """Both ways of binning (packed-key sort, and the argsort used when cell·N overflows int32) give
+    the same table: each cell's particles in index order."""
+    n, box = 300, 30.0
+    x = jnp.asarray(clustered(rng, n, box))
+    search = NeighbourSearch(box=box, cutoff=3.0, skin=0.5, cell_capacity=n, max_neighbours=8)
+    packed = search.cells(x)
+    monkeypatch.setattr(neighbours, "PACKED_KEY_LIMIT", 0)
+    sorted_ = search.cells(x)
+    np.testing.assert_array_equal(packed[0], sorted_[0])
+    assert int(packed[1]) == int(sorted_[1])
+    for row in np.asarray(packed[0]):
+        assert np.all(np.diff(row[row < n]) > 0)
+
+
+def test_build_in_blocks_equals_one_block(rng, monkeypatch):
+    """The build works on blocks of rows (the last one padded): the list does not depend on the block size."""
+    n, box = 300, 30.0
+    x = jnp.asarray(clustered(rng, n, box))
+    search = NeighbourSearch(box=box, cutoff=3.0, skin=0.5, cell_capacity=n, max_neighbours=40)
+    whole = search.build(x)
+    monkeypatch.setattr(neighbours, "BUILD_BLOCK", 64)  # 5 blocks, 20 padding rows
+    blocked = search.build(x)
+    np.testing.assert_array_equal(whole.indices, blocked.indices)
+    assert int(whole.max_neighbour_count) == int(blocked.max_neighbour_count)
+
+
+@pytest.mark.parametrize("width", [1, 5, 12])
+def test_compact_moves_kept_entries_to_the_front_in_order(rng, width):
+    values = jnp.asarray(rng.integers(0, 50, size=(40, 9)), dtype=jnp.int32)
+    keep = jnp.asarray(rng.random((40, 9)) < 0.4)
+    keep = keep.at[0].set(False).at[1].set(True)  # an empty and a full row
+    out, counts = _compact(values, keep, width, fill=-1)
+    for v, k, o, c in zip(np.asarray(values), np.asarray(keep), np.asarray(out), np.asarray(counts)):
+        kept = v[k]
+        assert c == len(kept)
+        expected = np.full(width, -1)
+        expected[: min(width, len(kept))] = kept[:width]
+        np.testing.assert_array_equal(o, expected)
 
 
 def test_overflow_is_detected_named_and_fixed_by_growing(rng):

@@ -19,6 +19,18 @@ def minimum_image(dx: Float[Array, "..."], box: float | None) -> Float[Array, ".
     return dx - box * jnp.round(dx / box)
 
 
+def soft_disk_force_scale(r: Float[Array, "..."], a: float, k: float, beta: float) -> Float[Array, "..."]:
+    """|f|/r for the force (95) at distance r > 0, so that f(dx) = scale·dx: k softplus_β(2a − r)/r."""
+    return k * softplus(2 * a - r, beta) / r
+
+
+def soft_disk_divergence_of_distance(
+    r: Float[Array, "..."], a: float, k: float, beta: float, d: int
+) -> Float[Array, "..."]:
+    """∇·f at distance r > 0 in d dimensions (as `soft_disk_force_divergence`, from r alone)."""
+    return k * (-jax.nn.sigmoid(beta * (2 * a - r)) + softplus(2 * a - r, beta) * (d - 1) / r)
+
+
 def soft_disk_force(
     dx: Float[Array, "*batch d"], a: float, k: float, beta: float
 ) -> Float[Array, "*batch d"]:

@@ -35,6 +35,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from scipy.spatial import cKDTree
 
+from activeflow.chunking import map_blocks
 from activeflow.forces import minimum_image
 from activeflow.neighbours import NeighbourSearch
 from activeflow.transformer import EncoderLayer, TransformerScore
@@ -218,21 +219,8 @@ class LocalTransformerScore(eqx.Module):
 
 
 def _map(f, xs, chunk_size: int | None):
-    """f over the leading axis of xs, `chunk_size` at a time: xs is padded with copies of its first
-    entry to whole chunks (one compiled body, no separate remainder), mapped chunk by chunk with
-    `lax.map`, and the padding dropped."""
-    n = jax.tree.leaves(xs)[0].shape[0]
-    if chunk_size is None or chunk_size >= n:
-        return jax.vmap(f)(xs)
-    n_chunks = -(-n // chunk_size)
-    pad = n_chunks * chunk_size - n
-
-    def chunks(a):
-        a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad, *a.shape[1:]))]) if pad else a
-        return a.reshape(n_chunks, chunk_size, *a.shape[1:])
-
-    out = jax.lax.map(jax.vmap(f), jax.tree.map(chunks, xs))
-    return jax.tree.map(lambda a: a.reshape(n_chunks * chunk_size, *a.shape[2:])[:n], out)
+    """f over the leading axis of xs, `chunk_size` at a time (vmapped within a chunk)."""
+    return map_blocks(jax.vmap(f), xs, chunk_size)
 
 
 # ---- neighbour selection ---------------------------------------------------------------------------

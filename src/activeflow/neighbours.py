@@ -21,10 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from activeflow.chunking import map_blocks
 from activeflow.errors import ActiveflowError
 from activeflow.forces import minimum_image
 
 Positions = Float[Array, "N d"]
+# Rows per block when building a list: the candidate arrays of a block then fit in cache (at N = 32768
+# a build took 42 ms in one block, 30 ms in blocks of 4096 rows, 40 ms in blocks of 256, on 2 CPU cores).
+BUILD_BLOCK = 4096
+# Cell binning sorts the key cell·N + index when it fits in int32, and falls back to an argsort.
+PACKED_KEY_LIMIT = 2**31
 
 
 class NeighbourOverflow(ActiveflowError, RuntimeError):
@@ -117,8 +123,13 @@ class NeighbourSearch(eqx.Module):
         """Cell list: for each cell the particles in it, padded with N; and the largest occupancy."""
         n = x.shape[0]
         cell = self._flat(self._cell_coordinates(x))
-        order = jnp.argsort(cell)
-        sorted_cell = cell[order]
+        if self.n_cells * n < PACKED_KEY_LIMIT:
+            # Sort one packed key (cell, index) instead of argsorting: 5x faster on XLA-CPU (same order).
+            packed = jnp.sort(cell * n + jnp.arange(n, dtype=jnp.int32))
+            order, sorted_cell = packed % n, packed // n
+        else:
+            order = jnp.argsort(cell)
+            sorted_cell = cell[order]
         counts = jnp.bincount(cell, length=self.n_cells)
         # The rank of a particle within its cell is its position in the sorted order minus the cell's start.
         start = jnp.cumsum(counts) - counts
@@ -132,17 +143,24 @@ class NeighbourSearch(eqx.Module):
         """A fresh list at positions x (maxima carried over from `previous`, if given)."""
         n = x.shape[0]
         table, max_cell = self.cells(x)
-        around = self._cell_coordinates(x)[:, None, :] + jnp.asarray(self._stencil())[None]
-        candidates = table[self._flat(jnp.mod(around, self.cells_per_side))].reshape(n, -1)
-        r2 = jnp.sum(displacements(x, candidates, self.box) ** 2, axis=-1)
-        own = jnp.arange(n, dtype=jnp.int32)[:, None]
-        inside = (candidates < n) & (candidates != own) & (r2 < self.radius**2)
-        # Compact each row by sorting: neighbours first, in index order (so that a sum over them does not
-        # depend on when the list was built), then padding; columns beyond capacity are dropped.
-        indices = jnp.sort(jnp.where(inside, candidates, n), axis=1)[:, : self.max_neighbours]
-        if indices.shape[1] < self.max_neighbours:  # fewer candidates than capacity: pad
-            indices = jnp.pad(indices, ((0, 0), (0, self.max_neighbours - indices.shape[1])), constant_values=n)
-        max_nbrs = jnp.max(jnp.sum(inside, axis=1))
+        coords = self._cell_coordinates(x)
+        own = jnp.arange(n, dtype=jnp.int32)
+
+        def rows(args):
+            """Neighbours of a block of particles (their cell coordinates, their indices)."""
+            coords, own = args
+            around = jnp.mod(coords[:, None, :] + jnp.asarray(self._stencil())[None], self.cells_per_side)
+            # Flat element gathers: on XLA-CPU much faster than gathering whole rows of the cell table.
+            slots = self._flat(around)[..., None] * self.cell_capacity
+            slots = slots + jnp.arange(self.cell_capacity, dtype=jnp.int32)
+            candidates = table.reshape(-1).at[slots.reshape(own.shape[0], -1)].get(mode="promise_in_bounds")
+            r2 = squared_distances(x, candidates, self.box, centres=own)
+            inside = (candidates < n) & (candidates != own[:, None]) & (r2 < self.radius**2)
+            return _compact(candidates, inside, self.max_neighbours, fill=n)
+
+        # In blocks of rows, so that the (rows × 3^d·cell_capacity) candidate arrays stay in cache.
+        indices, counts = map_blocks(rows, (coords, own), BUILD_BLOCK)
+        max_nbrs = jnp.max(counts)
         if previous is None:
             return NeighbourList(indices, x, max_cell, max_nbrs, jnp.asarray(1, jnp.int32))
         return NeighbourList(
@@ -154,7 +172,8 @@ class NeighbourSearch(eqx.Module):
 
     def needs_rebuild(self, neighbours: NeighbourList, x: Positions) -> Bool[Array, ""]:
         moved = minimum_image(x - neighbours.reference, self.box)
-        return jnp.max(jnp.sum(moved**2, axis=-1)) > (self.skin / 2) ** 2
+        # Per coordinate, not a norm over the trailing axis (see `displacement_components`).
+        return jnp.max(sum(moved[:, c] ** 2 for c in range(self.dim))) > (self.skin / 2) ** 2
 
     def update(self, neighbours: NeighbourList, x: Positions) -> NeighbourList:
         """The list valid at x: the same one if no particle moved more than skin/2 since it was built."""
@@ -213,7 +232,7 @@ class NeighbourSearch(eqx.Module):
         if k > self.max_neighbours:
             raise ValueError(f"k={k} nearest neighbours need max_neighbours >= k, got {self.max_neighbours}")
         n = x.shape[0]
-        r2 = jnp.sum(displacements(x, neighbours.indices, self.box) ** 2, axis=-1)
+        r2 = squared_distances(x, neighbours.indices, self.box)
         r2 = jnp.where(neighbours.indices < n, r2, jnp.inf)
         neg, column = jax.lax.top_k(-r2, k)
         chosen = jnp.take_along_axis(neighbours.indices, column, axis=1)
@@ -221,11 +240,55 @@ class NeighbourSearch(eqx.Module):
         return chosen, complete
 
 
-def displacements(x: Positions, indices: Int[Array, "N M"], box: float) -> Float[Array, "N M d"]:
-    """Minimum-image x^i − x^j for j = indices[i]; padding slots (index N) get the harmless vector
-    (1, …, 1) instead of x^i − 0, so that norms and their derivatives stay finite there."""
+def _compact(
+    values: Int[Array, "N W"], keep: Bool[Array, "N W"], width: int, fill: int
+) -> tuple[Int[Array, "N width"], Int[Array, " N"]]:
+    """Each row's kept values moved to the front, in their order, padded with `fill` and cut to `width`
+    columns; and how many each row kept. The j-th kept entry of a row is found by a binary search of
+    the row's running count (log2 W flat gathers): on XLA-CPU this is about twice as fast as sorting the
+    rows, and scanning beats `cumsum` there too."""
+    n, w = values.shape
+    running = jax.lax.associative_scan(jnp.add, keep.astype(jnp.int32), axis=1)
+    flat = running.reshape(-1)
+    base = (jnp.arange(n, dtype=jnp.int32) * w)[:, None]
+    target = jnp.arange(1, width + 1, dtype=jnp.int32)[None, :]
+    lo, hi = jnp.zeros((n, width), jnp.int32), jnp.full((n, width), w, jnp.int32)
+    for _ in range(max(w, 1).bit_length()):  # first column whose running count reaches the target
+        mid = (lo + hi) // 2
+        below = flat.at[base + jnp.minimum(mid, w - 1)].get(mode="promise_in_bounds") < target
+        lo, hi = jnp.where(below, mid + 1, lo), jnp.where(below, hi, mid)
+    found = values.reshape(-1).at[base + jnp.minimum(lo, w - 1)].get(mode="promise_in_bounds")
+    return jnp.where(lo < w, found, fill), running[:, -1]
+
+
+def displacement_components(
+    x: Positions, indices: Int[Array, "n M"], box: float, centres: Int[Array, " n"] | None = None
+) -> tuple[Float[Array, "n M"], ...]:
+    """Minimum-image x^i − x^j for j = indices[i] (i = centres[row], or the row itself), one (n, M)
+    array per coordinate; padding slots (index N) get the harmless component 1, so that norms and
+    their derivatives stay finite there.
+
+    One array per coordinate, not an (n, M, d) array: on XLA-CPU the gathers and the arithmetic of a
+    trailing axis of size d = 2 vectorise poorly, and this layout made the MIPS force 1.7× faster."""
     n = x.shape[0]
-    # One padding row makes every index valid: a plain gather, no bounds handling per element.
-    padded = jnp.concatenate([x, jnp.zeros((1, x.shape[1]), x.dtype)])
-    dx = minimum_image(x[:, None, :] - padded.at[indices].get(mode="promise_in_bounds"), box)
-    return jnp.where((indices < n)[..., None], dx, jnp.ones_like(dx))
+    valid = indices < n
+    components = []
+    for c in range(x.shape[1]):
+        # One padding entry makes every index valid: a plain gather, no bounds handling per element.
+        padded = jnp.concatenate([x[:, c], jnp.zeros((1,), x.dtype)])
+        own = x[:, c] if centres is None else x[centres, c]
+        dx = minimum_image(own[:, None] - padded.at[indices].get(mode="promise_in_bounds"), box)
+        components.append(jnp.where(valid, dx, 1.0))
+    return tuple(components)
+
+
+def squared_distances(
+    x: Positions, indices: Int[Array, "n M"], box: float, centres: Int[Array, " n"] | None = None
+) -> Float[Array, "n M"]:
+    """|x^i − x^j|² (minimum image) as in `displacement_components`; d at padding slots."""
+    return sum(dx**2 for dx in displacement_components(x, indices, box, centres))
+
+
+def displacements(x: Positions, indices: Int[Array, "N M"], box: float) -> Float[Array, "N M d"]:
+    """`displacement_components` stacked on a trailing axis."""
+    return jnp.stack(displacement_components(x, indices, box), axis=-1)
