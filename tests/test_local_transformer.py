@@ -16,7 +16,9 @@ import pytest
 from activeflow.denoising import denoising_loss, exact_noised_gaussian_loss, fit_denoising
 from activeflow.errors import TrainingDiverged
 from activeflow.forces import minimum_image
-from activeflow.local_transformer import LocalTransformerScore, k_nearest, nearest_search
+from activeflow.local_transformer import (
+    LocalTransformerScore, _first_layer_split, _heads, k_nearest, nearest_search,
+)
 
 SMALL = dict(dim=2, embed_dim=16, n_layers=2, n_heads=2, mlp_width=16, mlp_depth=1)
 
@@ -129,6 +131,33 @@ def test_per_particle_divergence_is_the_exact_trace_of_the_own_g_block(tiny):
             blocks[i, :, c] = (net(x, g + e, idx, box)[i] - net(x, g - e, idx, box)[i]) / (2 * h)
     np.testing.assert_allclose(div, np.trace(blocks, axis1=1, axis2=2), rtol=1e-7, atol=1e-9)
     assert np.abs(blocks[:, 0, 1]).max() > 1e-4  # the blocks are full: the trace is not trivial
+
+
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_divergence_with_one_or_more_layers_matches_finite_differences(rng, n_layers):
+    """The divergence splits the first layer into the centre's token and the others' fixed heads (with
+    more than one layer) or differentiates the whole centre-only layer (with one): both exact."""
+    n, box, k = 9, 8.0, 3
+    x, g = snapshot(rng, n, box)
+    net = LocalTransformerScore.build(**SMALL | dict(n_layers=n_layers), n_neighbours=k, shift=True,
+                                      key=jax.random.key(5))
+    _, idx = neighbours(x, box, k)
+    s_g, div = net.score_and_divergence(x, g, idx, box, chunk_size=None)
+    np.testing.assert_allclose(s_g, net(x, g, idx, box), rtol=1e-12, atol=1e-14)
+    h, fd = 1e-5, np.zeros(n)
+    for i in range(n):
+        for c in range(2):
+            e = jnp.zeros_like(g).at[i, c].set(h)
+            fd[i] += (net(x, g + e, idx, box)[i, c] - net(x, g - e, idx, box)[i, c]) / (2 * h)
+    np.testing.assert_allclose(div, fd, rtol=1e-7, atol=1e-9)
+
+
+def test_first_layer_from_fixed_heads_equals_the_layer(rng):
+    layer = local_net(3).network.layers[0]
+    h = jnp.asarray(rng.normal(size=(5, SMALL["embed_dim"])))
+    att = layer.attention
+    heads = tuple(_heads(p, h[1:], att.num_heads) for p in (att.query_proj, att.key_proj, att.value_proj))
+    np.testing.assert_allclose(_first_layer_split(layer, h[:1], h[1:], heads), layer(h), rtol=1e-12, atol=1e-13)
 
 
 def test_chunked_evaluation_equals_unchunked(tiny):

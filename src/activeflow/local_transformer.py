@@ -20,7 +20,9 @@ respect to the centre's own g, by d forward-mode products sharing one primal eva
 
 The embeddings and all but the last encoder layer are `TransformerScore`'s own modules, called as they
 are; the last layer computes the centre's row only (`_centre_layer`: the same modules, the centre as
-the only query), since only that row is decoded.
+the only query), since only that row is decoded. For the divergence, the first layer is evaluated from
+the projected heads (`_first_layer_split`, tested equal to the module), so that the neighbours' heads,
+which do not depend on g^i, stay outside the differentiated function.
 
 All-particle evaluation is chunked over particles (`jax.lax.map` over padded chunks), so memory is
 O(chunk·K·d_e) whatever N is; no N×N array is formed anywhere (neighbour selection included).
@@ -46,6 +48,36 @@ Indices = Int[Array, "n K"]
 # on CPU it ran fastest with smaller chunks (arrays that stay in cache) than the forward pass.
 DEFAULT_CHUNK = 64
 DIVERGENCE_CHUNK = 16
+
+
+def _heads(projection: eqx.nn.Linear, h: Float[Array, "T d_e"], n_heads: int) -> Float[Array, "T heads d_h"]:
+    return jax.vmap(projection)(h).reshape(h.shape[0], n_heads, -1)
+
+
+def _attend(
+    attention: eqx.nn.MultiheadAttention,
+    q: Float[Array, "T heads d_h"], k: Float[Array, "T heads d_h"], v: Float[Array, "T heads d_h"],
+) -> Float[Array, "T d_e"]:
+    """Multi-head attention (89) from projected heads, as `eqx.nn.MultiheadAttention` computes it."""
+    logits = jnp.einsum("shc,Shc->hsS", q / math.sqrt(q.shape[-1]), k)
+    out = jnp.einsum("hsS,Shc->shc", jax.nn.softmax(logits, axis=-1), v)
+    return jax.vmap(attention.output_proj)(out.reshape(q.shape[0], -1))
+
+
+def _first_layer_split(
+    layer: EncoderLayer, h0: Float[Array, "1 d_e"], rest: Float[Array, "K d_e"],
+    rest_heads: tuple[Float[Array, "K heads d_h"], ...],
+) -> Float[Array, "T d_e"]:
+    """`layer(concat(h0, rest))` with the other tokens' query, key and value heads given: when only the
+    centre's token varies (its own g), derivatives then skip those K projections."""
+    att = layer.attention
+    q, k, v = (
+        jnp.concatenate([_heads(proj, h0, att.num_heads), fixed])
+        for proj, fixed in zip((att.query_proj, att.key_proj, att.value_proj), rest_heads)
+    )
+    h = jnp.concatenate([h0, rest])
+    h = jax.vmap(layer.norm_attention)(h + _attend(att, q, k, v))
+    return jax.vmap(layer.norm_mlp)(h + jax.vmap(layer.mlp)(h))
 
 
 def _centre_layer(layer: EncoderLayer, h: Float[Array, "T d_e"]) -> Float[Array, "1 d_e"]:
@@ -100,14 +132,23 @@ class LocalTransformerScore(eqx.Module):
         """(s_x, s_g) of the centre from its T = K + 1 tokens: displacements from the centre (row 0 is
         the centre itself, displacement 0) and g (row 0 is the centre's). Unused outputs cost nothing
         under JIT (XLA drops them)."""
+        h = self.network.embed(dx, g)
+        if len(self.network.layers) > 1:
+            h = self.network.layers[0](h)
+        return self._decode_after_first_layer(h, g[0])
+
+    def _decode_after_first_layer(
+        self, h: Float[Array, "T d_e"], g_centre: Float[Array, " d"]
+    ) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
+        """The layers after the first (the last one for the centre's row only) and the decoders; with a
+        single layer, h is the embedding and that layer is the centre-only one."""
         net = self.network
-        h = net.embed(dx, g)
-        for layer in net.layers[:-1]:
+        for layer in net.layers[1:-1]:
             h = layer(h)
         c = _centre_layer(net.layers[-1], h)[0]
         s_x, s_g = net.decode_x(c), net.decode_g(c)
         if self.shift:
-            s_g = s_g - g[0]
+            s_g = s_g - g_centre
         return s_x, s_g
 
     def tokens(
@@ -131,11 +172,26 @@ class LocalTransformerScore(eqx.Module):
     ) -> tuple[Float[Array, " d"], Float[Array, "d d"]]:
         """s_g^i and the exact d×d block ∂s_g^i/∂g^i: g^i enters token 0 only (i is not its own
         neighbour), so this is the Jacobian of the centre's output w.r.t. its own token's g, by d
-        forward-mode products that share one primal evaluation."""
-        dx, gt = self.tokens(x, g, i, neighbours, box)
+        forward-mode products that share one primal evaluation.
 
-        def s_g(g_centre):
-            return self.centre(dx, gt.at[0].set(g_centre))[1]
+        What does not depend on g^i is computed outside the differentiated function: the other tokens'
+        embeddings and their query, key and value heads in the first layer. The products then carry
+        derivatives through one token there instead of K + 1 (the result is the same)."""
+        dx, gt = self.tokens(x, g, i, neighbours, box)
+        net = self.network
+        if len(net.layers) > 1:
+            first = net.layers[0]
+            att = first.attention
+            rest = net.embed(dx[1:], gt[1:])
+            rest_heads = tuple(_heads(p, rest, att.num_heads) for p in (att.query_proj, att.key_proj, att.value_proj))
+
+            def s_g(g_centre):
+                h0 = net.embed(dx[:1], g_centre[None])
+                return self._decode_after_first_layer(_first_layer_split(first, h0, rest, rest_heads), g_centre)[1]
+        else:
+
+            def s_g(g_centre):
+                return self.centre(dx, gt.at[0].set(g_centre))[1]
 
         basis = jnp.eye(self.dim, dtype=g.dtype)
         value, columns = jax.vmap(lambda e: jax.jvp(s_g, (gt[0],), (e,)), out_axes=(None, 0))(basis)
