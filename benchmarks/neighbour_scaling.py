@@ -10,14 +10,16 @@ size relative to the smallest. float32, as the workflow runs.
 The cost of a step is the force over the list's M columns, so it scales with M. Ours is shown twice:
 with the system's default capacities (sized for a packing fraction up to 1) and "fitted" as jax-md
 sizes its list (1.25 × the occupancy of the start), which is what `mips.simulate` runs (it grows the
-list when a forming cluster overflows it). Each time is the best of --repeats runs.
+list when a forming cluster overflows it, and from 8192 particles on keeps it sliced: rows sorted by
+neighbour count, each slice padded to its own width). The three runs are timed in turns, best of
+--repeats.
 
 jax-md is not a dependency of activeflow. To get its column: `pip install --no-deps jax-md jraph`; only
 its `space` and `partition` modules are loaded (its package __init__ imports flax and more, which are
 not needed here). Without it the jax-md column is left out.
 
 Run: PYTHONPATH=src .venv/bin/python benchmarks/neighbour_scaling.py [--steps 300] [--sizes 4096 16384 32768]
-     [--repeats 3]
+     [--repeats 5]
 """
 
 import argparse
@@ -30,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from activeflow import mips
+from activeflow.neighbours import NeighbourList
 from activeflow.simulate import ou_step
 
 PAPER = dict(mu=1.0, v0=0.025, gamma=1e-4, eps=0.0, k=1.0, a=1.0, beta=7.5, phi=0.5)
@@ -49,32 +52,38 @@ def load_jax_md():
     return space, partition
 
 
-def timed(run, *args, repeats: int):
-    """Best seconds of `repeats` calls after a first (compiling) call with the same arguments: the
-    best, since other processes may share the cores."""
-    out = jax.block_until_ready(run(*args))
-    best = float("inf")
+def in_turns(runs: dict, repeats: int) -> dict:
+    """Best seconds of each run over `repeats` rounds after a first (compiling) call, the runs taken in
+    turns (a, b, c, a, b, c, ...) so that a load from other processes hits all alike; and each run's
+    last output."""
+    out = {name: jax.block_until_ready(run()) for name, run in runs.items()}
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(run(*args))
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        for name, run in runs.items():
+            start = time.perf_counter()
+            out[name] = jax.block_until_ready(run())
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: (best[name], out[name]) for name in runs}
 
 
-def ours(system, x, g, dt, steps, skin, fit, repeats):
+def ours(system, x, g, dt, steps, skin, fit):
+    """Our simulation with the default (fit=False) or fitted list: the run and its search."""
     search = system.neighbour_search(skin)
     neighbours = jax.jit(search.build)(x)
-    if fit:  # size the list as jax-md does: 1.25 x the occupancy of the starting state
+    if fit:  # as `mips.simulate` does (and as jax-md sizes its list): 1.25 x the occupancy of the start
         search = search.fitted(neighbours)
         neighbours = jax.jit(search.build)(x)
-    seconds, (_, _, after) = timed(
-        lambda: mips.advance(system, search, jax.random.key(1), x, g, neighbours, dt, steps), repeats=repeats
-    )
-    search.check(after)
-    return seconds, int(after.n_builds) - 1, search
+    return (lambda: mips.advance(system, search, jax.random.key(1), x, g, neighbours, dt, steps)), search
 
 
-def jax_md(modules, system, x, g, dt, steps, skin, repeats):
+def as_dense_list(indices, y):
+    """jax-md's Dense index array as our (unsliced) list type, for the shared force kernel."""
+    zero = jnp.zeros((), jnp.int32)
+    return NeighbourList(indices, y, zero, zero, zero)
+
+
+def jax_md(modules, system, x, g, dt, steps, skin):
+    """The same simulation with jax-md's list: the run and the list's width."""
     space, partition = modules
     box = system.box
     displacement, shift = space.periodic(box)
@@ -88,17 +97,14 @@ def jax_md(modules, system, x, g, dt, steps, skin, repeats):
         def body(carry, key):
             y, g, neighbours = carry
             neighbours = neighbour_fn.update(y, neighbours)
-            force = system.force_from(y, types.SimpleNamespace(indices=neighbours.idx))
+            force = system.force_from(y, as_dense_list(neighbours.idx, y))
             y_new = shift(y, dt * (system.mu * force + system.v0 * g))
             return (y_new, ou_step(system, jax.random.split(key)[1], g, dt), neighbours), None
 
         return jax.lax.scan(body, (y, g, neighbours), jax.random.split(jax.random.key(1), steps))[0]
 
     neighbours = neighbour_fn.allocate(y)
-    seconds, (_, _, after) = timed(advance, y, g, neighbours, repeats=repeats)
-    if bool(after.did_buffer_overflow):
-        raise RuntimeError("jax-md neighbour list overflowed; raise capacity_multiplier")
-    return seconds, neighbours.idx.shape[1]
+    return (lambda: advance(y, g, neighbours)), neighbours.idx.shape[1]
 
 
 def main() -> None:
@@ -108,14 +114,14 @@ def main() -> None:
     parser.add_argument("--relax", type=int, default=300, help="steps from the random start before timing")
     parser.add_argument("--skin", type=float, default=0.5)
     parser.add_argument("--dt", type=float, default=0.1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     modules = load_jax_md()
     print(f"{jax.devices()[0].platform}, float32, {args.steps} timed steps after {args.relax} relaxation steps, "
           f"skin {args.skin}, dt {args.dt}; jax {jax.__version__}; jax-md "
           + ("loaded" if modules else "not installed"))
     header = f"{'N':>6} {'builds':>6} {'M ours':>6} {'ours ms/step':>12} {'ours p-steps/s':>15}" \
-             f" {'M fit':>5} {'fit ms/step':>11} {'fit p-steps/s':>13}"
+             f" {'M fit':>11} {'fit ms/step':>11} {'fit p-steps/s':>13}"
     if modules:
         header += f" {'M jax-md':>8} {'jax-md ms/step':>14} {'jax-md p-steps/s':>16} {'ours/jax-md (default/fit)':>25}"
     print(header)
@@ -126,14 +132,25 @@ def main() -> None:
         # Relax the overlaps of the random start so that both runs see a typical state.
         x, g, _ = mips.simulate(system, jax.random.key(2), x, g, args.dt, args.relax, skin=args.skin,
                                 chunk=args.relax)
-        seconds, builds, search = ours(system, x, g, args.dt, args.steps, args.skin, False, args.repeats)
-        seconds_fit, _, fitted = ours(system, x, g, args.dt, args.steps, args.skin, True, args.repeats)
+        default, search = ours(system, x, g, args.dt, args.steps, args.skin, fit=False)
+        fit, fitted = ours(system, x, g, args.dt, args.steps, args.skin, fit=True)
+        runs = {"default": default, "fitted": fit}
+        if modules:
+            runs["jax-md"], width = jax_md(modules, system, x, g, args.dt, args.steps, args.skin)
+        timed = in_turns(runs, args.repeats)
+        for name, s in (("default", search), ("fitted", fitted)):
+            s.check(timed[name][1][2])
+        if modules and bool(timed["jax-md"][1][2].did_buffer_overflow):
+            raise RuntimeError("jax-md neighbour list overflowed; raise capacity_multiplier")
+        seconds, seconds_fit = timed["default"][0], timed["fitted"][0]
+        builds = int(timed["default"][1][2].n_builds) - 1
+        widths = "/".join(map(str, fitted.slice_widths or [fitted.max_neighbours]))
         row = f"{n:>6} {builds:>6} {search.max_neighbours:>6} {1e3 * seconds / args.steps:>12.2f} " \
-              f"{n * args.steps / seconds:>15.3g} {fitted.max_neighbours:>5} " \
+              f"{n * args.steps / seconds:>15.3g} {widths:>11} " \
               f"{1e3 * seconds_fit / args.steps:>11.2f} {n * args.steps / seconds_fit:>13.3g}"
         per_step[n] = [seconds / args.steps, seconds_fit / args.steps]
         if modules:
-            seconds_md, width = jax_md(modules, system, x, g, args.dt, args.steps, args.skin, args.repeats)
+            seconds_md = timed["jax-md"][0]
             per_step[n].append(seconds_md / args.steps)
             row += f" {width:>8} {1e3 * seconds_md / args.steps:>14.2f} {n * args.steps / seconds_md:>16.3g}" \
                    f" {seconds_md / seconds:>5.2f}/{seconds_md / seconds_fit:<5.2f}"

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow import mips
+from activeflow import mips, neighbours
 from activeflow.forces import minimum_image, soft_disk_cutoff, soft_disk_force, soft_disk_force_divergence
 from activeflow.neighbours import NeighbourOverflow
 from activeflow.simulate import ou_step
@@ -122,8 +122,81 @@ def test_simulate_grows_capacities_on_overflow_or_raises():
     # the same run with the grown capacities from the start
     xa, ga, same = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=grown)
     assert same == grown
-    # neighbour rows are sorted, so the sums, hence the trajectories, agree to the last bits
+    # neighbour rows are in the same order, so the sums, hence the trajectories, agree to the last bits
     np.testing.assert_allclose(xt, xa, atol=1e-12)
     np.testing.assert_array_equal(gt, ga)
     with pytest.raises(NeighbourOverflow, match="cell_capacity=2"):
         mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=tight, grow=False)
+
+
+# ---- the sliced list (rows sorted by neighbour count, cut into slices of their own width) ------------
+
+
+def sliced_search(system, x, n_slices=3, skin=0.5):
+    search = system.neighbour_search(skin)
+    return search.fitted(search.build(x), n_slices=n_slices)
+
+
+def test_sliced_list_rows_sorted_by_count_and_force_unchanged(rng):
+    system = mips.MIPS(**PAPER | dict(phi=0.7), n_particles=150)
+    x = system.initial_positions(jax.random.key(4), 1)[0]
+    search = sliced_search(system, x)
+    assert len(search.slice_widths) == 3 and search.slice_widths[-1] == search.max_neighbours
+    nl = jax.jit(search.build)(x)
+    assert not search.overflowed(nl)
+    n = x.shape[0]
+    counts = np.sum(np.asarray(nl.indices) < n, axis=1)
+    order = np.asarray(nl.order)
+    assert np.all(np.diff(counts[order]) >= 0)  # rows by count
+    np.testing.assert_array_equal(np.asarray(nl.inverse)[order], np.arange(n))
+    for (particles, rows), width in zip(nl.row_blocks(), search.slice_widths):
+        np.testing.assert_array_equal(rows, np.asarray(nl.indices)[np.asarray(particles), :width])
+    np.testing.assert_array_equal(nl.slice_counts, [counts[order][b - 1] for b in (50, 100, 150)])
+    # the widths are snug: the lower slices hold rows with fewer neighbours than the fullest one
+    assert search.slice_widths[0] < search.max_neighbours
+    f_cut, div_cut = dense_force(system, x)
+    np.testing.assert_allclose(system.force_from(x, nl), f_cut, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(system.force_divergence_from(x, nl), div_cut, rtol=1e-12, atol=1e-12)
+
+
+def test_sliced_simulation_follows_the_dense_force_integrator_through_rebuilds():
+    system = mips.MIPS(**PAPER | dict(v0=1.0, gamma=0.5), n_particles=100)
+    x, g = (s[0] for s in system.initial_state(jax.random.key(1), 1))
+    search = sliced_search(system, x)
+    search = dataclasses.replace(search, slice_widths=tuple(w + 2 for w in search.slice_widths),
+                                 max_neighbours=search.max_neighbours + 2)
+    nl = jax.jit(search.build)(x)
+    key = jax.random.key(2)
+    x1, g1, nl1 = mips.advance(system, search, key, x, g, nl, 0.05, 60)
+    search.check(nl1)
+    assert int(nl1.n_builds) >= 4
+    xr, gr = reference_trajectory(system, key, x, g, 0.05, 60)
+    np.testing.assert_allclose(g1, gr, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(minimum_image(x1 - xr, system.box), 0.0, atol=1e-9)
+
+
+def test_slice_overflow_is_named_grown_and_rerun():
+    system = mips.MIPS(**PAPER | dict(v0=1.0, gamma=0.5), n_particles=100)
+    x, g = (s[0] for s in system.initial_state(jax.random.key(1), 1))
+    search = sliced_search(system, x)
+    tight = dataclasses.replace(search, slice_widths=(1, 1, search.max_neighbours))
+    nl = tight.build(x)
+    assert bool(tight.overflowed(nl))
+    with pytest.raises(NeighbourOverflow, match=r"slice_widths=\[1, 1, "):
+        tight.check(nl)
+    key = jax.random.key(5)
+    xt, gt, grown = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=tight)
+    assert min(grown.slice_widths[:2]) > 1 and grown.max_neighbours >= search.max_neighbours
+    xa, ga, same = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=grown)
+    assert same == grown
+    np.testing.assert_allclose(xt, xa, atol=1e-12)
+
+
+def test_fitted_slices_the_list_from_sliced_from_particles_on(monkeypatch):
+    system = mips.MIPS(**PAPER, n_particles=100)
+    x = system.initial_positions(jax.random.key(0), 1)[0]
+    search = system.neighbour_search(0.5)
+    nl = search.build(x)
+    assert search.fitted(nl).slice_widths == ()
+    monkeypatch.setattr(neighbours, "SLICED_FROM", 100)
+    assert len(search.fitted(nl).slice_widths) == neighbours.SLICES

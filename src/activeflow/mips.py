@@ -84,24 +84,30 @@ class MIPS(AOUPSystem):
             max_neighbours=self.max_neighbours or search.max_neighbours,
         )
 
-    def _pairs(self, x: Snapshot, neighbours: NeighbourList):
-        dx = displacement_components(x, neighbours.indices, self.box)
+    def _pairs(self, x: Snapshot, particles, indices):
+        dx = displacement_components(x, indices, self.box, centres=particles)
         r2 = sum(c**2 for c in dx)
         # The padding's stand-in vector may lie inside the cut-off: mask it by index, not by distance.
-        near = (neighbours.indices < x.shape[0]) & (r2 < self.cutoff**2)
+        near = (indices < x.shape[0]) & (r2 < self.cutoff**2)
         r = jnp.sqrt(jnp.where(near, r2, 1.0))  # r > 0 wherever it is used
         return dx, r, near
 
     def force_from(self, x: Snapshot, neighbours: NeighbourList) -> Snapshot:
         """F^i = Σ_{j within the cut-off} f(x^i − x^j), with a neighbour list valid at x."""
-        dx, r, near = self._pairs(x, neighbours)
-        scale = jnp.where(near, soft_disk_force_scale(r, self.a, self.k, self.beta), 0.0)
-        return jnp.stack([jnp.sum(scale * c, axis=1) for c in dx], axis=-1)
+        sums = []  # per block of rows, one sum per coordinate
+        for particles, indices in neighbours.row_blocks():
+            dx, r, near = self._pairs(x, particles, indices)
+            scale = jnp.where(near, soft_disk_force_scale(r, self.a, self.k, self.beta), 0.0)
+            sums.append([jnp.sum(scale * c, axis=1) for c in dx])
+        return jnp.stack([neighbours.in_order([s[c] for s in sums]) for c in range(self.dim)], axis=-1)
 
     def force_divergence_from(self, x: Snapshot, neighbours: NeighbourList) -> Float[Array, " N"]:
-        _, r, near = self._pairs(x, neighbours)
-        pair = soft_disk_divergence_of_distance(r, self.a, self.k, self.beta, self.dim)
-        return jnp.sum(jnp.where(near, pair, 0.0), axis=1)
+        sums = []
+        for particles, indices in neighbours.row_blocks():
+            _, r, near = self._pairs(x, particles, indices)
+            pair = soft_disk_divergence_of_distance(r, self.a, self.k, self.beta, self.dim)
+            sums.append(jnp.sum(jnp.where(near, pair, 0.0), axis=1))
+        return neighbours.in_order(sums)
 
     def _fresh_neighbours(self, x: Snapshot) -> NeighbourList:
         # The list is an index choice, not a function of x to differentiate through.

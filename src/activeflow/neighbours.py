@@ -31,6 +31,9 @@ Positions = Float[Array, "N d"]
 BUILD_BLOCK = 4096
 # Cell binning sorts the key cell·N + index when it fits in int32, and falls back to an argsort.
 PACKED_KEY_LIMIT = 2**31
+# `fitted` slices the list (see NeighbourSearch) from this many particles on, into SLICES slices whose
+# widths exceed the rows' largest count by SLICE_MARGIN (the top slice: by the relative margin).
+SLICED_FROM, SLICES, SLICE_MARGIN = 8192, 4, 2
 
 
 class NeighbourOverflow(ActiveflowError, RuntimeError):
@@ -48,6 +51,30 @@ class NeighbourList(eqx.Module):
     max_cell_count: Int[Array, ""]
     max_neighbour_count: Int[Array, ""]
     n_builds: Int[Array, ""]
+    # Sliced format (a search with slice_widths): rows sorted by neighbour count, cut into slices.
+    order: Int[Array, " N"] | None = None  # particle of each sorted row
+    inverse: Int[Array, " N"] | None = None  # sorted row of each particle
+    slices: tuple[Int[Array, "rows width"], ...] = ()  # each slice's rows, cut to its width
+    slice_counts: Int[Array, " slices"] | None = None  # running maxima of each slice's largest count
+
+    def row_blocks(self) -> list[tuple[Int[Array, " rows"] | None, Int[Array, "rows width"]]]:
+        """(particles, neighbour indices) of each block of rows: the whole list (particles None: all,
+        in order), or each slice. Sum pair terms over each block and pass the results to `in_order`."""
+        if not self.slices:
+            return [(None, self.indices)]
+        bounds = _slice_bounds(self.indices.shape[0], len(self.slices))
+        return [(self.order[a:b], rows) for (a, b), rows in zip(bounds, self.slices)]
+
+    def in_order(self, per_block: list[Float[Array, " rows"]]) -> Float[Array, " N"]:
+        """Per-particle values from the per-block values of `row_blocks`, in particle order."""
+        if not self.slices:
+            return per_block[0]
+        return jnp.concatenate(per_block).at[self.inverse].get(mode="promise_in_bounds")
+
+
+def _slice_bounds(n: int, n_slices: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, n, n_slices + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
 def _ball_volume(radius: float, dim: int) -> float:
@@ -58,7 +85,13 @@ class NeighbourSearch(eqx.Module):
     """Static description of a cell-list/Verlet-list search in a periodic cube of side `box` (positions may
     lie anywhere: they are folded into the box). Cells have side ≥ cutoff + skin, so the 3^d cells around
     a particle's own cell hold every candidate. Distances are minimum-image: with a radius beyond L/2 each
-    pair is still listed once, at its minimum-image distance (a radius ≥ L√d/2 lists all pairs)."""
+    pair is still listed once, at its minimum-image distance (a radius ≥ L√d/2 lists all pairs).
+
+    With `slice_widths` the list is also kept sliced (the sliced-ELLPACK format of sparse matrices):
+    rows sorted by their number of neighbours and cut into len(slice_widths) slices of about equal
+    size, slice b keeping slice_widths[b] columns. A force then costs Σ widths·rows instead of
+    N·max_neighbours: the padding follows the typical row, not the fullest one, whose count grows with N
+    (at N = 32768, φ = 0.5: widths 8, 9, 10, 18 against 18 for all, a 1.5× faster force)."""
 
     box: float = eqx.field(static=True)
     cutoff: float = eqx.field(static=True)
@@ -66,12 +99,16 @@ class NeighbourSearch(eqx.Module):
     cell_capacity: int = eqx.field(static=True)
     max_neighbours: int = eqx.field(static=True)
     dim: int = eqx.field(static=True, default=2)
+    slice_widths: tuple[int, ...] = eqx.field(static=True, default=())
 
     def __check_init__(self):
         if not self.cutoff > 0 or not self.skin >= 0:
             raise ValueError(f"need cutoff > 0 and skin >= 0, got cutoff={self.cutoff}, skin={self.skin}")
         if self.cell_capacity < 1 or self.max_neighbours < 1:
             raise ValueError("cell_capacity and max_neighbours must be positive")
+        if any(not 1 <= w <= self.max_neighbours for w in self.slice_widths):
+            raise ValueError(f"slice widths must lie in [1, max_neighbours={self.max_neighbours}], "
+                             f"got {self.slice_widths}")
 
     @classmethod
     def for_density(
@@ -161,14 +198,37 @@ class NeighbourSearch(eqx.Module):
         # In blocks of rows, so that the (rows × 3^d·cell_capacity) candidate arrays stay in cache.
         indices, counts = map_blocks(rows, (coords, own), BUILD_BLOCK)
         max_nbrs = jnp.max(counts)
+        sliced = self._sliced(indices, counts) if self.slice_widths else {}
         if previous is None:
-            return NeighbourList(indices, x, max_cell, max_nbrs, jnp.asarray(1, jnp.int32))
+            return NeighbourList(indices, x, max_cell, max_nbrs, jnp.asarray(1, jnp.int32), **sliced)
+        if sliced:
+            sliced["slice_counts"] = jnp.maximum(sliced["slice_counts"], previous.slice_counts)
         return NeighbourList(
             indices, x,
             jnp.maximum(max_cell, previous.max_cell_count),
             jnp.maximum(max_nbrs, previous.max_neighbour_count),
             previous.n_builds + 1,
+            **sliced,
         )
+
+    def _sliced(self, indices: Int[Array, "N M"], counts: Int[Array, " N"]) -> dict:
+        """The sliced format's fields (see the class): rows by count, ties by index."""
+        n, m = indices.shape
+        if (m + 1) * n < PACKED_KEY_LIMIT:
+            packed = jnp.sort(counts * n + jnp.arange(n, dtype=jnp.int32))
+            order, sorted_counts = packed % n, packed // n
+        else:
+            order = jnp.argsort(counts).astype(jnp.int32)
+            sorted_counts = counts[order]
+        inverse = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
+        bounds = _slice_bounds(n, len(self.slice_widths))
+        slices = tuple(
+            indices.reshape(-1).at[order[a:b, None] * m + jnp.arange(w, dtype=jnp.int32)].get(
+                mode="promise_in_bounds")
+            for (a, b), w in zip(bounds, self.slice_widths)
+        )
+        slice_counts = jnp.stack([sorted_counts[b - 1] for _, b in bounds])
+        return dict(order=order, inverse=inverse, slices=slices, slice_counts=slice_counts)
 
     def needs_rebuild(self, neighbours: NeighbourList, x: Positions) -> Bool[Array, ""]:
         moved = minimum_image(x - neighbours.reference, self.box)
@@ -184,9 +244,12 @@ class NeighbourSearch(eqx.Module):
         )
 
     def overflowed(self, neighbours: NeighbourList) -> Bool[Array, ""]:
-        return (neighbours.max_cell_count > self.cell_capacity) | (
+        full = (neighbours.max_cell_count > self.cell_capacity) | (
             neighbours.max_neighbour_count > self.max_neighbours
         )
+        if self.slice_widths:
+            full = full | jnp.any(neighbours.slice_counts > jnp.asarray(self.slice_widths))
+        return full
 
     def check(self, neighbours: NeighbourList) -> None:
         """Raise `NeighbourOverflow` naming the capacity to increase (needs concrete values: not under JIT)."""
@@ -197,29 +260,51 @@ class NeighbourSearch(eqx.Module):
         if nbrs > self.max_neighbours:
             # With a cell overflow this count is a lower bound (particles were missing from the cells).
             problems.append(f"a particle had {nbrs} neighbours but max_neighbours={self.max_neighbours}")
+        if self.slice_widths:
+            needed = [int(c) for c in neighbours.slice_counts]
+            if any(c > w for c, w in zip(needed, self.slice_widths)):
+                problems.append(f"the slices' fullest rows had {needed} neighbours but slice_widths="
+                                f"{list(self.slice_widths)}")
         if problems:
             raise NeighbourOverflow(
-                "neighbour list overflow: " + "; ".join(problems)
-                + ". Increase cell_capacity / max_neighbours (results since the last check are invalid)."
+                "neighbour list overflow: " + "; ".join(problems) + ". Increase cell_capacity / "
+                "max_neighbours / slice_widths (results since the last check are invalid)."
             )
 
-    def fitted(self, neighbours: NeighbourList, margin: float = 1.25) -> "NeighbourSearch":
+    def fitted(
+        self, neighbours: NeighbourList, margin: float = 1.25, n_slices: int | None = None
+    ) -> "NeighbourSearch":
         """A search whose capacities fit the occupancies seen so far with a relative margin (smaller or
-        larger than these). The per-step cost grows with max_neighbours, so a snug fit is faster."""
+        larger than these). The per-step cost grows with the list's width, so a snug fit is faster.
+
+        The list is sliced into `n_slices` (default: SLICES from SLICED_FROM particles on, else none):
+        the top slice gets max_neighbours, the others their fullest row's count plus SLICE_MARGIN (a
+        quantile of the counts fluctuates far less than their maximum)."""
         cell = math.ceil(margin * int(neighbours.max_cell_count)) + 1
         nbrs = math.ceil(margin * int(neighbours.max_neighbour_count)) + 1
         if int(neighbours.max_cell_count) > self.cell_capacity:
             # A cell overflow hid neighbours: grow the list at least in proportion.
             nbrs = max(nbrs, math.ceil(self.max_neighbours * cell / self.cell_capacity))
-        return dataclasses.replace(self, cell_capacity=cell, max_neighbours=nbrs)
+        n = neighbours.indices.shape[0]
+        if n_slices is None:
+            n_slices = SLICES if n >= SLICED_FROM else 0
+        widths = ()
+        if n_slices > 1:
+            counts = np.sort(np.sum(np.asarray(neighbours.indices) < n, axis=1))
+            needed = [int(counts[b - 1]) for _, b in _slice_bounds(n, n_slices)]
+            if neighbours.slice_counts is not None and len(neighbours.slice_counts) == n_slices:
+                needed = np.maximum(needed, np.asarray(neighbours.slice_counts)).tolist()
+            widths = tuple(min(c + SLICE_MARGIN, nbrs) for c in needed[:-1]) + (nbrs,)
+        return dataclasses.replace(self, cell_capacity=cell, max_neighbours=nbrs, slice_widths=widths)
 
     def grown(self, neighbours: NeighbourList, margin: float = 1.25) -> "NeighbourSearch":
         """Capacities at least as large as these that fit the occupancies seen so far (for retrying)."""
-        fit = self.fitted(neighbours, margin)
+        fit = self.fitted(neighbours, margin, n_slices=len(self.slice_widths))
         return dataclasses.replace(
             self,
             cell_capacity=max(self.cell_capacity, fit.cell_capacity),
             max_neighbours=max(self.max_neighbours, fit.max_neighbours),
+            slice_widths=tuple(max(a, b) for a, b in zip(self.slice_widths, fit.slice_widths)),
         )
 
     def nearest(
