@@ -134,7 +134,7 @@ def test_simulate_grows_capacities_on_overflow_or_raises():
 
 def sliced_search(system, x, n_slices=3, skin=0.5):
     search = system.neighbour_search(skin)
-    return search.fitted(search.build(x), n_slices=n_slices)
+    return search.fitted(jax.jit(search.build)(x), n_slices=n_slices)
 
 
 def test_sliced_list_rows_sorted_by_count_and_force_unchanged(rng):
@@ -155,8 +155,8 @@ def test_sliced_list_rows_sorted_by_count_and_force_unchanged(rng):
     # the widths are snug: the lower slices hold rows with fewer neighbours than the fullest one
     assert search.slice_widths[0] < search.max_neighbours
     f_cut, div_cut = dense_force(system, x)
-    np.testing.assert_allclose(system.force_from(x, nl), f_cut, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(system.force_divergence_from(x, nl), div_cut, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(jax.jit(system.force_from)(x, nl), f_cut, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(jax.jit(system.force_divergence_from)(x, nl), div_cut, rtol=1e-12, atol=1e-12)
 
 
 def test_sliced_simulation_follows_the_dense_force_integrator_through_rebuilds():
@@ -180,7 +180,7 @@ def test_slice_overflow_is_named_grown_and_rerun():
     x, g = (s[0] for s in system.initial_state(jax.random.key(1), 1))
     search = sliced_search(system, x)
     tight = dataclasses.replace(search, slice_widths=(1, 1, search.max_neighbours))
-    nl = tight.build(x)
+    nl = jax.jit(tight.build)(x)
     assert bool(tight.overflowed(nl))
     with pytest.raises(NeighbourOverflow, match=r"slice_widths=\[1, 1, "):
         tight.check(nl)
@@ -196,7 +196,7 @@ def test_fitted_slices_the_list_from_sliced_from_particles_on(monkeypatch):
     system = mips.MIPS(**PAPER, n_particles=100)
     x = system.initial_positions(jax.random.key(0), 1)[0]
     search = system.neighbour_search(0.5)
-    nl = search.build(x)
+    nl = jax.jit(search.build)(x)
     assert search.fitted(nl).slice_widths == ()
     monkeypatch.setattr(neighbours, "SLICED_FROM", 100)
     assert len(search.fitted(nl).slice_widths) == neighbours.SLICES

@@ -15,7 +15,7 @@ import time
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from activeflow.forces import soft_disk_cutoff, soft_disk_divergence_of_distance, soft_disk_force_scale
 from activeflow.neighbours import NeighbourList, NeighbourSearch, displacement_components
@@ -84,7 +84,9 @@ class MIPS(AOUPSystem):
             max_neighbours=self.max_neighbours or search.max_neighbours,
         )
 
-    def _pairs(self, x: Snapshot, particles, indices):
+    def _pairs(self, x: Snapshot, particles: Int[Array, " n"] | None, indices: Int[Array, "n M"]):
+        """Pair displacements (one array per coordinate), distances and the within-cut-off mask of a
+        block of rows (`NeighbourList.row_blocks`)."""
         dx = displacement_components(x, indices, self.box, centres=particles)
         r2 = sum(c**2 for c in dx)
         # The padding's stand-in vector may lie inside the cut-off: mask it by index, not by distance.
@@ -170,7 +172,8 @@ def simulate(
 
     Without a `search`, the system's (sized for a packing fraction up to `max_packing`) is fitted to
     the starting state, as jax-md sizes its lists: a step costs in proportion to the list's width, and
-    the fitted list was 1.2-2× faster; growing it when a cluster forms costs a rerun chunk."""
+    fitted (and, from 8192 particles on, sliced) it ran 1.5-1.7× faster in benchmarks/neighbour_scaling.py;
+    growing it when a cluster forms costs a rerun chunk."""
     if search is None:
         search = system.neighbour_search(skin)
         search = search.fitted(eqx.filter_jit(search.build)(x))
