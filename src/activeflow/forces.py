@@ -20,15 +20,18 @@ def minimum_image(dx: Float[Array, "..."], box: float | None) -> Float[Array, ".
 
 
 def soft_disk_force_scale(r: Float[Array, "..."], a: float, k: float, beta: float) -> Float[Array, "..."]:
-    """|f|/r for the force (95) at distance r > 0, so that f(dx) = scale·dx: k softplus_β(2a − r)/r."""
-    return k * softplus(2 * a - r, beta) / r
+    """|f|/r of the force (95) at distance r, so that f(dx) = scale·dx: k softplus_β(2a − r)/r (the
+    division guarded at r = 0, where dx = 0, so that gradients stay finite)."""
+    return k * softplus(2 * a - r, beta) / jnp.where(r > 0, r, 1.0)
 
 
 def soft_disk_divergence_of_distance(
     r: Float[Array, "..."], a: float, k: float, beta: float, d: int
 ) -> Float[Array, "..."]:
-    """∇·f at distance r > 0 in d dimensions (as `soft_disk_force_divergence`, from r alone)."""
-    return k * (-jax.nn.sigmoid(beta * (2 * a - r)) + softplus(2 * a - r, beta) * (d - 1) / r)
+    """∇·f at distance r in d dimensions: k[−σ(β(2a − r)) + softplus_β(2a − r)(d − 1)/r] (r guarded
+    at 0 as above)."""
+    angular = soft_disk_force_scale(r, a, k, beta) * (d - 1)
+    return -k * jax.nn.sigmoid(beta * (2 * a - r)) + angular
 
 
 def soft_disk_force(
@@ -37,21 +40,14 @@ def soft_disk_force(
     """Smoothed repulsion (95) on a particle displaced by dx from its partner:
     f(dx) = k softplus_β(2a − |dx|) dx/|dx|."""
     r = jnp.linalg.norm(dx, axis=-1, keepdims=True)
-    # The force has a finite limit direction-wise only; guard r = 0 so gradients stay finite.
-    safe_r = jnp.where(r > 0, r, 1.0)
-    return k * softplus(2 * a - r, beta) * dx / safe_r
+    return soft_disk_force_scale(r, a, k, beta) * dx
 
 
 def soft_disk_force_divergence(
     dx: Float[Array, "*batch d"], a: float, k: float, beta: float
 ) -> Float[Array, " *batch"]:
-    """∇·f for the force above: k[−σ(β(2a − r)) + softplus_β(2a − r)(d − 1)/r]."""
-    d = dx.shape[-1]
-    r = jnp.linalg.norm(dx, axis=-1)
-    safe_r = jnp.where(r > 0, r, 1.0)
-    radial = -jax.nn.sigmoid(beta * (2 * a - r))
-    angular = softplus(2 * a - r, beta) * (d - 1) / safe_r
-    return k * (radial + angular)
+    """∇·f for the force above (`soft_disk_divergence_of_distance` at r = |dx|)."""
+    return soft_disk_divergence_of_distance(jnp.linalg.norm(dx, axis=-1), a, k, beta, dx.shape[-1])
 
 
 def hard_disk_force(dx: Float[Array, "*batch d"], a: float, k: float) -> Float[Array, "*batch d"]:
