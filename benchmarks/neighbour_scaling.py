@@ -145,14 +145,14 @@ def main() -> None:
         seconds, seconds_fit = timed["default"][0], timed["fitted"][0]
         builds = int(timed["default"][1][2].n_builds) - 1
         widths = "/".join(map(str, fitted.slice_widths or [fitted.max_neighbours]))
-        row = f"{n:>6} {builds:>6} {search.max_neighbours:>6} {1e3 * seconds / args.steps:>12.2f} " \
+        row = f"{n:>6} {builds:>6} {search.max_neighbours:>6} {1e3 * seconds / args.steps:>12.3g} " \
               f"{n * args.steps / seconds:>15.3g} {widths:>11} " \
-              f"{1e3 * seconds_fit / args.steps:>11.2f} {n * args.steps / seconds_fit:>13.3g}"
+              f"{1e3 * seconds_fit / args.steps:>11.3g} {n * args.steps / seconds_fit:>13.3g}"
         per_step[n] = [seconds / args.steps, seconds_fit / args.steps]
         if modules:
             seconds_md = timed["jax-md"][0]
             per_step[n].append(seconds_md / args.steps)
-            row += f" {width:>8} {1e3 * seconds_md / args.steps:>14.2f} {n * args.steps / seconds_md:>16.3g}" \
+            row += f" {width:>8} {1e3 * seconds_md / args.steps:>14.3g} {n * args.steps / seconds_md:>16.3g}" \
                    f" {seconds_md / seconds:>5.2f}/{seconds_md / seconds_fit:<5.2f}"
         print(row, flush=True)
     small, large = min(per_step), max(per_step)

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from activeflow import io
+from activeflow.precision import full_precision
 from activeflow.transformer import TransformerScore, rollout
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def rollout_dataset(model, x: np.ndarray, g: np.ndarray, n_examples: int) -> xr.
     )
 
 
+@full_precision
 def run(
     model_path: str,
     spec_path: str,

@@ -28,6 +28,7 @@ from activeflow.clusters import GAS, INTERIOR, SURFACE, phases
 from activeflow.errors import InputFileError
 from activeflow.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore, k_nearest, nearest_search
 from activeflow.neighbours import NeighbourOverflow
+from activeflow.precision import full_precision
 
 log = logging.getLogger(__name__)
 PHASE_NAMES = {GAS: "gas", SURFACE: "surface", INTERIOR: "interior"}
@@ -117,6 +118,7 @@ def by_phase(ds: xr.Dataset) -> dict[str, Any]:
     return row
 
 
+@full_precision
 def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, summary_path: str,
         expected: dict[str, Any], n_snapshots: int | None = None) -> None:
     """Stage `mips_fields`: fields of `n_snapshots` snapshots of one samples file (training or transfer)."""

@@ -277,7 +277,10 @@ class NeighbourSearch(eqx.Module):
         """A search whose capacities fit the occupancies seen so far with a relative margin (smaller or
         larger than these). The per-step cost grows with the list's width, so a snug fit is faster.
 
-        The list is sliced into `n_slices` (default: SLICES from SLICED_FROM particles on, else none):
+        The list is sliced into `n_slices` (default: SLICES from SLICED_FROM particles on, on a CPU;
+        else none: on an H200 the fitted sliced list was 1.2-1.3x slower than the wider unsliced
+        default at 16384 and 32768 particles in benchmarks/neighbour_scaling.py, while on 2 CPU cores
+        it was 1.5x faster):
         the top slice gets max_neighbours, the others their fullest row's count plus SLICE_MARGIN (a
         quantile of the counts fluctuates far less than their maximum)."""
         cell = math.ceil(margin * int(neighbours.max_cell_count)) + 1
@@ -287,7 +290,7 @@ class NeighbourSearch(eqx.Module):
             nbrs = max(nbrs, math.ceil(self.max_neighbours * cell / self.cell_capacity))
         n = neighbours.indices.shape[0]
         if n_slices is None:
-            n_slices = SLICES if n >= SLICED_FROM else 0
+            n_slices = SLICES if n >= SLICED_FROM and jax.default_backend() == "cpu" else 0
         widths = ()
         if n_slices > 1:
             counts = np.sort(np.sum(np.asarray(neighbours.indices) < n, axis=1))

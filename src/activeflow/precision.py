@@ -1,0 +1,30 @@
+"""Full float32 precision of matrix products for evaluation (the numbers we report).
+
+On a GPU, JAX's default precision for float32 matrix products may use TF32 (10-bit mantissa). Measured on
+an H200 (benchmarks/matmul_precision.py, paper-size local transformer): per-particle s_g and the exact
+∇_g·s_g differed from float64 by 1.7e-3 and 4.6e-3 (largest error / rms), against < 5e-6 on a CPU. Training
+keeps the default (as the paper trained; the gradient noise is far larger); evaluation does not. On a CPU
+this changes nothing: XLA-CPU computes float32 products in full precision anyway."""
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import jax
+
+EVALUATION_PRECISION = "highest"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def full_precision(fn: Callable[P, R]) -> Callable[P, R]:
+    """`fn` with every matrix product it traces at full float32 precision."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with jax.default_matmul_precision(EVALUATION_PRECISION):
+            return fn(*args, **kwargs)
+
+    wrapper.full_precision = True  # type: ignore[attr-defined]  (so that tests can find the evaluation stages)
+    return wrapper
