@@ -255,6 +255,24 @@ def test_rules_that_run_jax_declare_one_gpu(tmp_path):
         assert job["resources"].get("gpu") == ("1" if job["rule"] in JAX_RULES else None), job
 
 
+def test_cpu_rules_keep_jax_off_the_gpu():
+    """Rules without gpu=1 run beside a JAX job on a workstation: their scripts pin JAX to the CPU before
+    the library is imported, or a figure drawn with jnp would grab 75% of the GPU's memory."""
+    pin = 'os.environ["JAX_PLATFORMS"] = "cpu"'
+    rules = {}
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for m in re.finditer(r"^rule (\w+):\n((?:(?:    .*)?\n)*)", smk.read_text(), re.M):
+            script = re.search(r"script:\n\s+\"([^\"]+)\"", m.group(2)).group(1)
+            rules[m.group(1)] = ("gpu=1" in m.group(2), (smk.parent / script).resolve())
+    assert set(rules) == ALL_RULES
+    for rule, (gpu, script) in rules.items():
+        text = script.read_text()
+        if gpu:
+            assert pin not in text, rule
+        else:
+            assert pin in text and text.index(pin) < text.index("from activeflow"), (rule, script.name)
+
+
 @pytest.mark.workflow
 def test_adding_an_experiment_reruns_nothing_of_the_others(finished_run):
     """Each experiment's randomness comes from (seed, its name): a new experiment plans only its own jobs
