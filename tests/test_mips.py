@@ -182,11 +182,14 @@ def test_slice_overflow_is_named_grown_and_rerun():
     np.testing.assert_allclose(xt, xa, atol=1e-12)
 
 
-def test_fitted_slices_the_list_from_sliced_from_particles_on(monkeypatch):
+def test_fitted_slices_the_list_from_sliced_from_particles_on_a_cpu(monkeypatch):
     system = mips.MIPS(**PAPER, n_particles=100)
     x = system.initial_positions(jax.random.key(0), 1)[0]
     search = system.neighbour_search(0.5)
     nl = jax.jit(search.build)(x)
     assert search.fitted(nl).slice_widths == ()
     monkeypatch.setattr(neighbours, "SLICED_FROM", 100)
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
     assert len(search.fitted(nl).slice_widths) == neighbours.SLICES
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # slower there (benchmarks/neighbour_scaling.py)
+    assert search.fitted(nl).slice_widths == ()
