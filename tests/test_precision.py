@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from activeflow import attention, epr, maps, mips_epr
+from activeflow import attention, epr, flow, maps, mips_epr
 from activeflow.precision import full_precision
 
 
@@ -19,7 +19,14 @@ def test_full_precision_reaches_the_compiled_products():
     assert "HIGHEST" not in lowered_matmul()  # restored afterwards
 
 
-@pytest.mark.parametrize("stage", [epr.run, maps.run, attention.run, mips_epr.run],
-                         ids=["epr", "maps", "attention", "mips_epr"])
-def test_every_evaluation_stage_runs_at_full_precision(stage):
-    assert getattr(stage, "full_precision", False)
+EVALUATION = {
+    "epr.run": epr.run, "maps.run": maps.run, "attention.run": attention.run, "mips_epr.run": mips_epr.run,
+    # what the stages call, and a notebook too
+    "flow.evaluate_fields": flow.evaluate_fields, "mips_epr.particle_fields": mips_epr.particle_fields,
+    "attention.rollout_dataset": attention.rollout_dataset,
+}
+
+
+@pytest.mark.parametrize("name", EVALUATION)
+def test_every_evaluation_entry_point_runs_at_full_precision(name):
+    assert getattr(EVALUATION[name], "full_precision", False)

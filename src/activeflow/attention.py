@@ -25,6 +25,7 @@ def example_particles(x: np.ndarray, n: int) -> np.ndarray:
     return order[np.unique(picks)]
 
 
+@full_precision
 def rollout_dataset(model, x: np.ndarray, g: np.ndarray, n_examples: int) -> xr.Dataset:
     network = getattr(model, "network", model)
     if not isinstance(network, TransformerScore):

@@ -12,6 +12,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from activeflow.divergence import ScoreFn, score_and_divergence
+from activeflow.precision import full_precision
 from activeflow.systems import AOUPSystem
 
 Snapshot = Float[Array, "N d"]
@@ -64,6 +65,7 @@ def _batch_fields(score_fn: ScoreFn, system: AOUPSystem, x: Float[Array, "B N d"
 PASSES_PER_CHUNK = 4096
 
 
+@full_precision
 def evaluate_fields(
     score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndarray, chunk: int | None = None
 ) -> dict[str, np.ndarray]:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 PHASE_NAMES = {GAS: "gas", SURFACE: "surface", INTERIOR: "interior"}
 
 
+@full_precision
 def particle_fields(model: LocalTransformerScore, x: np.ndarray, g: np.ndarray, box: float, gamma: float,
                     search=None, chunk_size: int = DIVERGENCE_CHUNK) -> dict[str, np.ndarray]:
     """s_g, v_g, |v_g|² and ∇_g·v_g of every particle of one snapshot (x, g of shape (N, d))."""
