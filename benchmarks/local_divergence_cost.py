@@ -39,10 +39,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from activeflow.precision import full_precision
 from activeflow.local_transformer import (
     DEFAULT_CHUNK, DIVERGENCE_CHUNK, LocalTransformerScore, k_nearest, nearest_search,
 )
+from activeflow.precision import full_precision
 
 
 def mips_like_snapshot(n: int, phi: float, seed: int, cluster_fraction: float = 0.55):

@@ -19,15 +19,15 @@ Run: PYTHONPATH=src .venv/bin/python benchmarks/paper_scale_cost.py [--stages ..
 
 import argparse
 import math
-import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import yaml
+from local_divergence_cost import timed
 
 from activeflow import denoising, mips, mips_epr, simulate, train
-from activeflow.local_transformer import k_nearest, nearest_search
+from activeflow.local_transformer import nearest_search
 from activeflow.mips_dataset import make_mips
 from activeflow.simulate import n_steps_for
 from activeflow.systems import make_system
@@ -37,13 +37,7 @@ STAGES = ("simulate", "train_score", "simulate_mips", "simulate_transfer", "trai
 
 def best_time(run, repeats: int) -> float:
     """Seconds of one call after a compiling call, least of `repeats`."""
-    jax.block_until_ready(run())
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(run())
-        best = min(best, time.perf_counter() - start)
-    return best
+    return timed({"unit": run}, repeats)[1]["unit"]
 
 
 def first_parameters(parameters: dict) -> dict:
@@ -136,8 +130,8 @@ def mips_rows(cfg: dict, stages: set, args):
         for n in transfer["n_particles"]:
             system, xn, gn, _ = states[n]
             search = nearest_search(xn, system.box, model.n_neighbours)
-            idx, _ = k_nearest(search, xn, model.n_neighbours)
-            t = best_time(lambda: model.score_and_divergence(xn, gn, idx, system.box), args.repeats)  # noqa: B023
+            t = best_time(lambda: mips_epr.particle_fields(model, xn, gn, system.box, system.gamma,  # noqa: B023
+                                                           search=search), args.repeats)  # as the stage does
             jobs = len(transfer["phi"]) + (1 if n == n0 else 0)
             yield f"mips_fields (N = {n})", f"fields of one snapshot, N = {n}", t, n_snap, jobs
 

@@ -1,10 +1,10 @@
-"""Evaluation stages trace their matrix products at full float32 precision (TF32 on GPUs otherwise)."""
+"""Network evaluation traces its matrix products at full float32 precision (TF32 on GPUs otherwise)."""
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from activeflow import attention, epr, flow, maps, mips_epr
+from activeflow import attention, flow, mips_epr
 from activeflow.precision import full_precision
 
 
@@ -19,9 +19,9 @@ def test_full_precision_reaches_the_compiled_products():
     assert "HIGHEST" not in lowered_matmul()  # restored afterwards
 
 
+# Where the stages (and a notebook) evaluate a network: epr.nc and the phase-space maps through
+# flow.evaluate_fields, the MIPS fields, the attention maps.
 EVALUATION = {
-    "epr.run": epr.run, "maps.run": maps.run, "attention.run": attention.run, "mips_epr.run": mips_epr.run,
-    # what the stages call, and a notebook too
     "flow.evaluate_fields": flow.evaluate_fields, "mips_epr.particle_fields": mips_epr.particle_fields,
     "attention.rollout_dataset": attention.rollout_dataset,
 }

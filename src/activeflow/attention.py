@@ -44,7 +44,6 @@ def rollout_dataset(model, x: np.ndarray, g: np.ndarray, n_examples: int) -> xr.
     )
 
 
-@full_precision
 def run(
     model_path: str,
     spec_path: str,

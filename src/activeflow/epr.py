@@ -18,7 +18,6 @@ from activeflow.flow import evaluate_fields
 from activeflow.divergence import ScoreFn
 from activeflow.linear import exact
 from activeflow.reference import active_work_epr, stein_epr
-from activeflow.precision import full_precision
 from activeflow.systems import AOUPSystem, Linear
 from activeflow.stats import mean_stderr
 
@@ -113,7 +112,6 @@ def summary(ds: xr.Dataset, system: AOUPSystem, replica: np.ndarray | None) -> p
     return pd.DataFrame(rows)
 
 
-@full_precision
 def run(
     model_path: str, spec_path: str, samples_path: str, epr_path: str, summary_path: str, expected: dict | None = None
 ) -> None:

@@ -18,7 +18,6 @@ import xarray as xr
 
 from activeflow import io
 from activeflow.flow import evaluate_fields
-from activeflow.precision import full_precision
 from activeflow.divergence import ScoreFn
 from activeflow.systems import AOUPSystem
 
@@ -142,7 +141,6 @@ def phase_space_map(
     return xr.Dataset(data, coords=coords, attrs=dict(n_samples=x.shape[0], Dx=system.Dx, Dg=system.Dg))
 
 
-@full_precision
 def run(
     model_path: str,
     spec_path: str,

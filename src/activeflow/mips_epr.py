@@ -119,7 +119,6 @@ def by_phase(ds: xr.Dataset) -> dict[str, Any]:
     return row
 
 
-@full_precision
 def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, summary_path: str,
         expected: dict[str, Any], n_snapshots: int | None = None) -> None:
     """Stage `mips_fields`: fields of `n_snapshots` snapshots of one samples file (training or transfer)."""

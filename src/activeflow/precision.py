@@ -2,10 +2,11 @@
 
 On a GPU, JAX's default precision for float32 matrix products may use TF32 (10-bit mantissa). Measured on
 an H200 (benchmarks/matmul_precision.py, paper-size local transformer): per-particle s_g and the exact
-∇_g·s_g differed from float64 by 1.7e-3 and 4.6e-3 (largest error / rms), against < 5e-6 on a CPU. Training
-keeps the default (faster, and the gradient noise is far larger); evaluation (the stages' `run` and the
-functions a notebook calls: flow.evaluate_fields, mips_epr.particle_fields, attention.rollout_dataset) does not. On a CPU
-this changes nothing: XLA-CPU computes float32 products in full precision anyway."""
+∇_g·s_g differed from float64 by 1.7e-3 and 4.6e-3 (largest error / rms), against < 5e-6 on a CPU.
+Training keeps the default (faster, and the gradient noise is far larger); evaluation does not:
+flow.evaluate_fields (epr.nc, the phase-space maps), mips_epr.particle_fields and
+attention.rollout_dataset, from a stage or a notebook. On a CPU this changes nothing: XLA-CPU computes
+float32 products in full precision anyway."""
 
 import functools
 from collections.abc import Callable
@@ -27,5 +28,5 @@ def full_precision(fn: Callable[P, R]) -> Callable[P, R]:
         with jax.default_matmul_precision(EVALUATION_PRECISION):
             return fn(*args, **kwargs)
 
-    wrapper.full_precision = True  # type: ignore[attr-defined]  (so that tests can find the evaluation stages)
+    wrapper.full_precision = True  # type: ignore[attr-defined]  (so that tests can find the evaluation functions)
     return wrapper
