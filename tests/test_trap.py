@@ -104,3 +104,15 @@ def test_make_system_and_initial_state(rng):
     assert x.shape == g.shape == (3, 64, 2)
     assert np.isfinite(x).all()
     assert float(jnp.linalg.norm(x, axis=-1).max()) <= system.a * np.sqrt(2 * 64) + 1e-9
+
+
+def test_boltzmann_score_divergence_is_the_trace_of_its_jacobian(trap, rng):
+    from activeflow.divergence import score_and_divergence
+
+    for _ in range(2):
+        x, g = _positions(rng, trap), jnp.asarray(rng.normal(size=(trap.n_particles, trap.dim)))
+        _, _, div_x, div_g = score_and_divergence(trap.boltzmann_score, x, g)
+        exact_x, exact_g = trap.boltzmann_score_divergence(x)
+        np.testing.assert_allclose(exact_x, div_x, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(exact_g, div_g, rtol=1e-12)
+    assert float(jnp.abs(exact_x).max()) > 1.0  # pairs overlap: the stiff part is tested

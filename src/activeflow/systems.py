@@ -67,6 +67,12 @@ class AOUPSystem(eqx.Module):
         """Score at v0 = 0 (98): ρ ∝ exp(−μΦ/D_x) exp(−γ|g|²/2D_g), so s = D⁻¹ b|_{v0=0}."""
         return self.mu * self.force(x) / self.Dx, -self.gamma * g / self.Dg
 
+    def boltzmann_score_divergence(self, x: Snapshot) -> tuple[Float[Array, " N"], Float[Array, " N"]]:
+        """Per-particle (∇_{x^i}·s_x^i, ∇_{g^i}·s_g^i) of `boltzmann_score`, analytic."""
+        div_x = self.mu * self.force_divergence(x) / self.Dx
+        div_g = jnp.full(x.shape[0], -self.gamma * x.shape[1] / self.Dg)
+        return div_x, div_g
+
     def stationary_g_std(self) -> float:
         """g is an OU process independent of x: stationary variance D_g/γ per component."""
         return (self.Dg / self.gamma) ** 0.5
