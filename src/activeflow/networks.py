@@ -68,9 +68,17 @@ class ScoreModel(eqx.Module):
     def __call__(self, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
         s_x, s_g = self.network(x, g)
         if self.shift:
-            b_x, b_g = self.system.boltzmann_score(x, g)
+            b_x, b_g = self.known_score(x, g)
             s_x, s_g = s_x + b_x, s_g + b_g
         return s_x, s_g
+
+    def known_score(self, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
+        """The shift: the system's Boltzmann score (used only with `shift`)."""
+        return self.system.boltzmann_score(x, g)
+
+    def known_divergence(self, x: Snapshot) -> tuple[Float[Array, " N"], Float[Array, " N"]]:
+        """Per-particle divergences of `known_score`, in closed form."""
+        return self.system.boltzmann_score_divergence(x)
 
 
 def make_network(kind: str, hyper: dict[str, Any], *, key: PRNGKeyArray) -> eqx.Module:
