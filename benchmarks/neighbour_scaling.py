@@ -10,9 +10,11 @@ size relative to the smallest. float32, as the workflow runs.
 The cost of a step is the force over the list's M columns, so it scales with M. Ours is shown twice:
 with the system's default capacities (sized for a packing fraction up to 1) and "fitted" as jax-md
 sizes its list (1.25 × the occupancy of the start), which is what `mips.simulate` runs (it grows the
-list when a forming cluster overflows it, and from 8192 particles on keeps it sliced: rows sorted by
-neighbour count, each slice padded to its own width). The three runs are timed in turns, best of
---repeats.
+list when a forming cluster overflows it, and from 4096 particles on keeps it sliced: rows sorted by
+neighbour count, each slice padded to its own width). The force kernel sums pairs column-major (one
+column per particle); jax-md's (N, M) list is fed to it in two ways, both timed and the faster kept
+for its column: transposed at every step, or transposed only when jax-md rebuilds it (detected from
+its reference positions, one comparison per step). All runs are timed in turns, best of --repeats.
 
 jax-md is not a dependency of activeflow. To get its column: `pip install --no-deps jax-md jraph`; only
 its `space` and `partition` modules are loaded (its package __init__ imports flax and more, which are
@@ -23,6 +25,7 @@ Run: PYTHONPATH=src .venv/bin/python benchmarks/neighbour_scaling.py [--steps 30
 """
 
 import argparse
+import functools
 import importlib.util
 import sys
 import time
@@ -76,10 +79,11 @@ def ours(system, x, g, dt, steps, skin, fit):
     return (lambda: mips.advance(system, search, jax.random.key(1), x, g, neighbours, dt, steps)), search
 
 
-def as_dense_list(indices, y):
-    """jax-md's Dense index array as our (unsliced) list type, for the shared force kernel."""
+def as_dense_list(indices, y, columns=None):
+    """jax-md's Dense index array as our (unsliced) list type, for the shared force kernel, with its
+    column-major copy when one is given (else the kernel transposes the indices at each call)."""
     zero = jnp.zeros((), jnp.int32)
-    return NeighbourList(indices, y, zero, zero, zero)
+    return NeighbourList(indices, y, zero, zero, zero, columns=() if columns is None else (columns,))
 
 
 def jax_md(modules, system, x, g, dt, steps, skin):
@@ -92,19 +96,25 @@ def jax_md(modules, system, x, g, dt, steps, skin):
     )
     y = x + box / 2  # jax-md's periodic space lives in [0, L)
 
-    @jax.jit
-    def advance(y, g, neighbours):
+    @functools.partial(jax.jit, static_argnums=3)
+    def advance(y, g, neighbours, carry_columns):
         def body(carry, key):
-            y, g, neighbours = carry
-            neighbours = neighbour_fn.update(y, neighbours)
-            force = system.force_from(y, as_dense_list(neighbours.idx, y))
+            y, g, neighbours, columns = carry
+            updated = neighbour_fn.update(y, neighbours)
+            if carry_columns:  # transpose only when jax-md has rebuilt its list
+                rebuilt = jnp.any(updated.reference_position != neighbours.reference_position)
+                columns = jax.lax.cond(rebuilt, lambda: updated.idx.T, lambda: columns)
+            force = system.force_from(y, as_dense_list(updated.idx, y, columns if carry_columns else None))
             y_new = shift(y, dt * (system.mu * force + system.v0 * g))
-            return (y_new, ou_step(system, jax.random.split(key)[1], g, dt), neighbours), None
+            return (y_new, ou_step(system, jax.random.split(key)[1], g, dt), updated, columns), None
 
-        return jax.lax.scan(body, (y, g, neighbours), jax.random.split(jax.random.key(1), steps))[0]
+        start = (y, g, neighbours, neighbours.idx.T)
+        return jax.lax.scan(body, start, jax.random.split(jax.random.key(1), steps))[0][:3]
 
     neighbours = neighbour_fn.allocate(y)
-    return (lambda: advance(y, g, neighbours)), neighbours.idx.shape[1]
+    runs = {f"jax-md{'' if carry else ' (per-step transpose)'}": (lambda carry=carry: advance(y, g, neighbours, carry))
+            for carry in (True, False)}
+    return runs, neighbours.idx.shape[1]
 
 
 def main() -> None:
@@ -136,8 +146,14 @@ def main() -> None:
         fit, fitted = ours(system, x, g, args.dt, args.steps, args.skin, fit=True)
         runs = {"default": default, "fitted": fit}
         if modules:
-            runs["jax-md"], width = jax_md(modules, system, x, g, args.dt, args.steps, args.skin)
+            md_runs, width = jax_md(modules, system, x, g, args.dt, args.steps, args.skin)
+            runs.update(md_runs)
         timed = in_turns(runs, args.repeats)
+        if modules:  # jax-md's column: the faster of the two ways of feeding its list to the kernel
+            md = [name for name in md_runs]
+            for name in md:
+                print(f"  {name}: {1e3 * timed[name][0] / args.steps:.3g} ms/step", flush=True)
+            timed["jax-md"] = min((timed[name] for name in md), key=lambda t: t[0])
         for name, s in (("default", search), ("fitted", fitted)):
             s.check(timed[name][1][2])
         if modules and bool(timed["jax-md"][1][2].did_buffer_overflow):

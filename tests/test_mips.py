@@ -59,6 +59,18 @@ def test_force_equals_dense_reference(phi, rng):
         assert np.max(np.abs(f_all)) > 1.0  # overlapping pairs: the comparison is not vacuous
 
 
+def test_force_in_runs_of_particles_equals_dense_reference(monkeypatch, rng):
+    """The unsliced list's pair sums in runs of PAIR_BLOCK particles (the last one partial)."""
+    monkeypatch.setattr(neighbours, "PAIR_BLOCK", 64)
+    system = mips.MIPS(**PAPER | dict(phi=0.7), n_particles=150)
+    x = system.initial_positions(jax.random.key(int(rng.integers(1 << 30))), 1)[0]
+    nl = system.neighbour_search().build(x)
+    assert [b[1].shape[1] for b in nl.column_blocks()] == [64, 64, 22]
+    f_cut, div_cut = dense_force(system, x, True)
+    np.testing.assert_allclose(system.force_from(x, nl), f_cut, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(system.force_divergence_from(x, nl), div_cut, rtol=1e-12, atol=1e-12)
+
+
 def test_force_has_finite_derivatives_despite_padding(rng):
     system = mips.MIPS(**PAPER, n_particles=40)
     x = system.initial_positions(jax.random.key(3), 1)[0]
@@ -155,8 +167,8 @@ def test_sliced_list_rows_sorted_by_count_and_force_unchanged(rng):
     order = np.asarray(nl.order)
     assert np.all(np.diff(counts[order]) >= 0)  # rows by count
     np.testing.assert_array_equal(np.asarray(nl.inverse)[order], np.arange(n))
-    for (particles, rows), width in zip(nl.row_blocks(), search.slice_widths):
-        np.testing.assert_array_equal(rows, np.asarray(nl.indices)[np.asarray(particles), :width])
+    for (particles, columns), width in zip(nl.column_blocks(), search.slice_widths):
+        np.testing.assert_array_equal(columns, np.asarray(nl.indices)[np.asarray(particles), :width].T)
     np.testing.assert_array_equal(nl.slice_counts, [counts[order][b - 1] for b in (50, 100, 150)])
     # the widths are snug: the lower slices hold rows with fewer neighbours than the fullest one
     assert search.slice_widths[0] < search.max_neighbours

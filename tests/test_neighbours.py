@@ -100,10 +100,11 @@ def test_build_in_blocks_equals_one_block(rng, monkeypatch):
     assert int(whole.max_neighbour_count) == int(blocked.max_neighbour_count)
 
 
-@pytest.mark.parametrize("width", [1, 5, 12])
-def test_compact_moves_kept_entries_to_the_front_in_order(rng, width):
-    values = jnp.asarray(rng.integers(0, 50, size=(40, 9)), dtype=jnp.int32)
-    keep = jnp.asarray(rng.random((40, 9)) < 0.4)
+@pytest.mark.parametrize("columns", [9, 13, 81])  # one group; padded groups (13 is prime); 9 groups
+@pytest.mark.parametrize("width", [1, 5, 12, 90])
+def test_compact_moves_kept_entries_to_the_front_in_order(rng, width, columns):
+    values = jnp.asarray(rng.integers(0, 50, size=(40, columns)), dtype=jnp.int32)
+    keep = jnp.asarray(rng.random((40, columns)) < 0.4)
     keep = keep.at[0].set(False).at[1].set(True)  # an empty and a full row
     out, counts = _compact(values, keep, width, fill=-1)
     for v, k, o, c in zip(np.asarray(values), np.asarray(keep), np.asarray(out), np.asarray(counts)):

@@ -84,31 +84,31 @@ class MIPS(AOUPSystem):
             max_neighbours=self.max_neighbours or search.max_neighbours,
         )
 
-    def _pairs(self, x: Snapshot, particles: Int[Array, " n"] | None, indices: Int[Array, "n M"]):
+    def _pairs(self, x: Snapshot, particles: Int[Array, " n"] | slice, columns: Int[Array, "M n"]):
         """Pair displacements (one array per coordinate), distances and the within-cut-off mask of a
-        block of rows (`NeighbourList.row_blocks`)."""
-        dx = displacement_components(x, indices, self.box, centres=particles)
+        block of the list (`NeighbourList.column_blocks`: one column per centre)."""
+        dx = displacement_components(x, columns, self.box, centres=particles, column_major=True)
         r2 = sum(c**2 for c in dx)
         # The padding's stand-in vector may lie inside the cut-off: mask it by index, not by distance.
-        near = (indices < x.shape[0]) & (r2 < self.cutoff**2)
+        near = (columns < x.shape[0]) & (r2 < self.cutoff**2)
         r = jnp.sqrt(jnp.where(near, r2, 1.0))  # r > 0 wherever it is used
         return dx, r, near
 
     def force_from(self, x: Snapshot, neighbours: NeighbourList) -> Snapshot:
         """F^i = Σ_{j within the cut-off} f(x^i − x^j), with a neighbour list valid at x."""
-        sums = []  # per block of rows, one sum per coordinate
-        for particles, indices in neighbours.row_blocks():
-            dx, r, near = self._pairs(x, particles, indices)
+        sums = []  # per block, one sum per coordinate
+        for particles, columns in neighbours.column_blocks():
+            dx, r, near = self._pairs(x, particles, columns)
             scale = jnp.where(near, soft_disk_force_scale(r, self.a, self.k, self.beta), 0.0)
-            sums.append([jnp.sum(scale * c, axis=1) for c in dx])
+            sums.append([jnp.sum(scale * c, axis=0) for c in dx])
         return jnp.stack([neighbours.in_order([s[c] for s in sums]) for c in range(self.dim)], axis=-1)
 
     def force_divergence_from(self, x: Snapshot, neighbours: NeighbourList) -> Float[Array, " N"]:
         sums = []
-        for particles, indices in neighbours.row_blocks():
-            _, r, near = self._pairs(x, particles, indices)
+        for particles, columns in neighbours.column_blocks():
+            _, r, near = self._pairs(x, particles, columns)
             pair = soft_disk_divergence_of_distance(r, self.a, self.k, self.beta, self.dim)
-            sums.append(jnp.sum(jnp.where(near, pair, 0.0), axis=1))
+            sums.append(jnp.sum(jnp.where(near, pair, 0.0), axis=0))
         return neighbours.in_order(sums)
 
     def _fresh_neighbours(self, x: Snapshot) -> NeighbourList:
@@ -172,7 +172,7 @@ def simulate(
 
     Without a `search`, the system's (sized for a packing fraction up to `max_packing`) is fitted to
     the starting state, as jax-md sizes its lists: a step costs in proportion to the list's width, and
-    fitted (and, from 8192 particles on, sliced) it ran 1.5-1.7× faster in benchmarks/neighbour_scaling.py;
+    fitted (and, from 4096 particles on, sliced) it ran 1.7-2× faster in benchmarks/neighbour_scaling.py;
     growing it when a cluster forms costs a rerun chunk."""
     if search is None:
         search = system.neighbour_search(skin)
