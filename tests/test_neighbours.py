@@ -100,7 +100,7 @@ def test_build_in_blocks_equals_one_block(rng, monkeypatch):
     assert int(whole.max_neighbour_count) == int(blocked.max_neighbour_count)
 
 
-@pytest.mark.parametrize("columns", [9, 13, 81])  # one group; padded groups (13 is prime); 9 groups
+@pytest.mark.parametrize("columns", [9, 13, 81, 200])  # 1 group; padded (13 is prime); 9; 20 (searched)
 @pytest.mark.parametrize("width", [1, 5, 12, 90])
 def test_compact_moves_kept_entries_to_the_front_in_order(rng, width, columns):
     values = jnp.asarray(rng.integers(0, 50, size=(40, columns)), dtype=jnp.int32)

@@ -33,6 +33,8 @@ BUILD_BLOCK = 4096
 # pair arrays stay in cache (jax-md's list in benchmarks/neighbour_scaling.py at N = 32768: 4.3 ms per
 # step, against 7.4 ms in one run).
 PAIR_BLOCK = 8192
+# `_compact` unrolls its loops over groups of columns up to this many groups.
+SMALL_GROUP_COUNT = 16
 # `_sort_by_key` sorts the key·N + index when it fits in int32, and falls back to an argsort.
 PACKED_KEY_LIMIT = 2**31
 # `fitted` slices the list (see NeighbourSearch) from this many particles on, into SLICES slices whose
@@ -362,12 +364,16 @@ def _compact(
     flags = keep.reshape(n, n_groups, group).astype(jnp.int32)
     masks = jnp.sum(flags << jnp.arange(group, dtype=jnp.int32), axis=2)
     counts = jnp.sum(flags, axis=2)
-    running = counts
-    for k in range(1, n_groups):  # few groups: a loop beats a scan
-        running = running.at[:, k].add(running[:, k - 1])
     slot = jnp.arange(width, dtype=jnp.int32)
-    # The group of slot j (n_groups: none), summed group by group: no (N, width, groups) array.
-    owner = sum((running[:, k, None] <= slot[None, :]).astype(jnp.int32) for k in range(n_groups))
+    if n_groups <= SMALL_GROUP_COUNT:  # unrolled: faster than a scan and a search for few groups
+        running = counts
+        for k in range(1, n_groups):
+            running = running.at[:, k].add(running[:, k - 1])
+        # The group of slot j (n_groups: none), summed group by group: no (N, width, groups) array.
+        owner = sum((running[:, k, None] <= slot[None, :]).astype(jnp.int32) for k in range(n_groups))
+    else:  # many groups (large capacities): compile time stays flat
+        running = jnp.cumsum(counts, axis=1)
+        owner = jax.vmap(lambda r: jnp.searchsorted(r, slot, side="right"))(running).astype(jnp.int32)
     owner_safe = jnp.minimum(owner, n_groups - 1)
     rank = slot[None, :] - jnp.take_along_axis(running - counts, owner_safe, axis=1)
     mask = jnp.take_along_axis(masks, owner_safe, axis=1)
