@@ -150,7 +150,7 @@ def main() -> None:
             runs.update(md_runs)
         timed = in_turns(runs, args.repeats)
         if modules:  # jax-md's column: the faster of the two ways of feeding its list to the kernel
-            md = [name for name in md_runs]
+            md = list(md_runs)
             for name in md:
                 print(f"  {name}: {1e3 * timed[name][0] / args.steps:.3g} ms/step", flush=True)
             timed["jax-md"] = min((timed[name] for name in md), key=lambda t: t[0])

@@ -12,6 +12,7 @@ more than skin/2 since, it still holds every pair closer than `cutoff` (the Verl
 """
 
 import dataclasses
+import functools
 import itertools
 import math
 
@@ -365,19 +366,16 @@ def _compact(
     masks = jnp.sum(flags << jnp.arange(group, dtype=jnp.int32), axis=2)
     counts = jnp.sum(flags, axis=2)
     slot = jnp.arange(width, dtype=jnp.int32)
-    if n_groups <= SMALL_GROUP_COUNT:  # unrolled: faster than a scan and a search for few groups
-        running = counts
-        for k in range(1, n_groups):
-            running = running.at[:, k].add(running[:, k - 1])
+    running = jnp.cumsum(counts, axis=1)
+    if n_groups <= SMALL_GROUP_COUNT:  # unrolled: faster than a search for few groups
         # The group of slot j (n_groups: none), summed group by group: no (N, width, groups) array.
         owner = sum((running[:, k, None] <= slot[None, :]).astype(jnp.int32) for k in range(n_groups))
     else:  # many groups (large capacities): compile time stays flat
-        running = jnp.cumsum(counts, axis=1)
         owner = jax.vmap(lambda r: jnp.searchsorted(r, slot, side="right"))(running).astype(jnp.int32)
     owner_safe = jnp.minimum(owner, n_groups - 1)
     rank = slot[None, :] - jnp.take_along_axis(running - counts, owner_safe, axis=1)
     mask = jnp.take_along_axis(masks, owner_safe, axis=1)
-    position = _set_bit_positions(group).at[mask * group + jnp.clip(rank, 0, group - 1)].get(
+    position = jnp.asarray(_set_bit_positions(group)).at[mask * group + jnp.clip(rank, 0, group - 1)].get(
         mode="promise_in_bounds")
     column = jnp.minimum(owner_safe * group + position, w - 1)
     found = jnp.take_along_axis(values, column, axis=1)
@@ -393,13 +391,15 @@ def _group_size(w: int) -> int:
     return min(w, 9)
 
 
-def _set_bit_positions(group: int) -> Int[Array, " table"]:
+@functools.cache  # built once per group size, not at every trace
+def _set_bit_positions(group: int) -> np.ndarray:
     """Flat table: entry mask·group + r is the position of the r-th set bit of mask (0 past the last)."""
     table = np.zeros((1 << group, group), np.int32)
     for mask in range(1 << group):
         bits = [b for b in range(group) if mask >> b & 1]
         table[mask, : len(bits)] = bits
-    return jnp.asarray(table.reshape(-1))
+    table.flags.writeable = False
+    return table.reshape(-1)
 
 
 def displacement_components(
