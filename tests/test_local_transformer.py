@@ -17,7 +17,7 @@ from activeflow.denoising import denoising_loss, exact_noised_gaussian_loss, fit
 from activeflow.errors import TrainingDiverged
 from activeflow.forces import minimum_image
 from activeflow.local_transformer import (
-    LocalTransformerScore, _first_layer_split, _heads, k_nearest, nearest_search,
+    LocalTransformerScore, _centre_layer, _first_layer_split, fixed_tokens, k_nearest, nearest_search,
 )
 
 SMALL = dict(dim=2, embed_dim=16, n_layers=2, n_heads=2, mlp_width=16, mlp_depth=1)
@@ -152,12 +152,26 @@ def test_divergence_with_one_or_more_layers_matches_finite_differences(rng, n_la
     np.testing.assert_allclose(div, fd, rtol=1e-7, atol=1e-9)
 
 
-def test_first_layer_from_fixed_heads_equals_the_layer(rng):
+@pytest.mark.parametrize("spread", [1.0, 300.0])
+def test_first_layer_from_fixed_tokens_equals_the_layer(rng, spread):
+    """The split first layer against the module, also with logits far apart (spread 300: softmax
+    weights of exactly 0 and 1, where an unshifted exp would overflow), and its derivative in h0."""
     layer = local_net(3).network.layers[0]
-    h = jnp.asarray(rng.normal(size=(5, SMALL["embed_dim"])))
-    att = layer.attention
-    heads = tuple(_heads(p, h[1:], att.num_heads) for p in (att.query_proj, att.key_proj, att.value_proj))
-    np.testing.assert_allclose(_first_layer_split(layer, h[:1], h[1:], heads), layer(h), rtol=1e-12, atol=1e-13)
+    h = jnp.asarray(spread * rng.normal(size=(5, SMALL["embed_dim"])))
+    fixed = fixed_tokens(layer.attention, h[1:])
+    np.testing.assert_allclose(_first_layer_split(layer, h[:1], h[1:], fixed), layer(h), rtol=1e-12, atol=1e-12)
+    t = jnp.asarray(rng.normal(size=(1, SMALL["embed_dim"])))
+    _, split = jax.jvp(lambda h0: _first_layer_split(layer, h0, h[1:], fixed), (h[:1],), (t,))
+    _, whole = jax.jvp(lambda h0: layer(jnp.concatenate([h0, h[1:]])), (h[:1],), (t,))
+    np.testing.assert_allclose(split, whole, rtol=1e-10, atol=1e-10)
+    if spread == 1.0:
+        assert np.abs(whole[1:]).max() > 1e-3  # the others' rows do move with the centre's token
+
+
+def test_centre_layer_is_row_zero_of_the_layer(rng):
+    layer = local_net(3).network.layers[-1]
+    h = jnp.asarray(rng.normal(size=(6, SMALL["embed_dim"])))
+    np.testing.assert_allclose(_centre_layer(layer, h), layer(h)[:1], rtol=1e-12, atol=1e-12)
 
 
 def test_chunked_evaluation_equals_unchunked(tiny):

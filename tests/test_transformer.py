@@ -10,7 +10,7 @@ import pytest
 from activeflow import io, train
 from activeflow.networks import MLPScore, ScoreModel, network_hyperparameters
 from activeflow.systems import Ring
-from activeflow.transformer import TransformerScore, attention_rollout, rollout
+from activeflow.transformer import TransformerScore, attention_rollout, layer_norm, rollout
 
 SMALL = dict(dim=2, embed_dim=16, n_layers=2, n_heads=2, mlp_width=16, mlp_depth=2)
 TRAP = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.3, gamma=0.1, eps=0.1, trap=0.05, n_particles=5, dim=2)
@@ -130,3 +130,25 @@ def test_bad_sizes_and_periodic_systems_are_refused(ring: Ring):
         TransformerScore(**dict(SMALL, embed_dim=18, n_heads=4), key=jax.random.key(0))
     with pytest.raises(ValueError, match="periodic"):
         network_hyperparameters(ring, dict(kind="transformer", embed_dim=16, n_layers=1, n_heads=2, mlp_width=8, mlp_depth=1))
+
+
+def test_layer_norm_and_its_derivatives_are_those_of_the_equinox_module(rng):
+    """`layer_norm` (closed-form forward-mode rule) against `jax.vmap(eqx.nn.LayerNorm)`: values,
+    forward-mode products, and the reverse-mode gradient of a forward-mode product (as a loss on a
+    divergence takes it), float64."""
+    norm = eqx.nn.LayerNorm(6)
+    norm = eqx.tree_at(lambda n: (n.weight, n.bias), norm,
+                       (jnp.asarray(rng.normal(size=6)), jnp.asarray(rng.normal(size=6))))
+    h, t = (jnp.asarray(rng.normal(size=(4, 6))) for _ in range(2))
+    ours, theirs = (lambda h: layer_norm(norm, h)), jax.vmap(norm)
+    np.testing.assert_allclose(ours(h), theirs(h), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(jax.jvp(ours, (h,), (t,))[1], jax.jvp(theirs, (h,), (t,))[1], rtol=1e-12, atol=1e-12)
+    # shifting a row by a constant leaves it unchanged, to first order too
+    np.testing.assert_allclose(jax.jvp(ours, (h,), (jnp.ones_like(h),))[1], 0.0, atol=1e-13)
+
+    def second(norm_fn, h):
+        return jnp.sum(jnp.sin(jax.jvp(norm_fn, (h,), (t,))[1]))
+
+    np.testing.assert_allclose(jax.grad(second, 1)(ours, h), jax.grad(second, 1)(theirs, h), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="LayerNorm of shape"):
+        layer_norm(norm, h[:, :5])

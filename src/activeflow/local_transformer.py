@@ -19,16 +19,18 @@ per-particle divergence ∇_{g^i}·s_g^i is the trace of the d×d Jacobian of th
 respect to the centre's own g, by d forward-mode products sharing one primal evaluation.
 
 The embeddings and all but the last encoder layer are `TransformerScore`'s own modules, called as they
-are; the last layer computes the centre's row only (`_centre_layer`: the same modules, the centre as
-the only query), since only that row is decoded. For the divergence, the first layer is evaluated from
-the projected heads (`_first_layer_split`, tested equal to the module), so that the neighbours' heads,
-which do not depend on g^i, stay outside the differentiated function.
+are; the last layer computes the centre's row only (`_centre_layer`: the same weights, the centre as
+the only query, with the key and value projections moved onto that one query), since only that row is
+decoded. For the divergence, the first layer is split (`_first_layer_split`, tested equal to the
+module): what the neighbours' tokens compute among themselves does not depend on g^i and stays outside
+the differentiated function, so that the derivatives pass through the attention at O(K·d_e) cost.
 
 All-particle evaluation is chunked over particles (`jax.lax.map` over padded chunks), so memory is
 O(chunk·K·d_e) whatever N is; no N×N array is formed anywhere (neighbour selection included).
 """
 
 import math
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -40,7 +42,7 @@ from scipy.spatial import cKDTree
 from activeflow.chunking import map_blocks
 from activeflow.forces import minimum_image
 from activeflow.neighbours import NeighbourSearch
-from activeflow.transformer import EncoderLayer, TransformerScore
+from activeflow.transformer import EncoderLayer, TransformerScore, layer_norm
 
 Snapshot = Float[Array, "N d"]
 Indices = Int[Array, "n K"]
@@ -54,37 +56,72 @@ def _heads(projection: eqx.nn.Linear, h: Float[Array, "T d_e"], n_heads: int) ->
     return jax.vmap(projection)(h).reshape(h.shape[0], n_heads, -1)
 
 
-def _attend(
-    attention: eqx.nn.MultiheadAttention,
-    q: Float[Array, "T heads d_h"], k: Float[Array, "T heads d_h"], v: Float[Array, "T heads d_h"],
-) -> Float[Array, "T d_e"]:
-    """Multi-head attention (89) from projected heads, as `eqx.nn.MultiheadAttention` computes it."""
+class FixedTokens(NamedTuple):
+    """What the first layer's attention computes from the K other tokens alone (they do not depend on
+    the centre's g): their query, key and value heads and, for each of their queries, the softmax
+    pieces over their own keys, shifted by the largest logit `peak` for stability."""
+
+    q: Float[Array, "K heads d_h"]
+    k: Float[Array, "K heads d_h"]
+    v: Float[Array, "K heads d_h"]
+    peak: Float[Array, "heads K"]  # max_j l_ij over the others' keys j
+    weight: Float[Array, "heads K"]  # Σ_j exp(l_ij − peak_i)
+    mixed: Float[Array, "heads K d_h"]  # Σ_j exp(l_ij − peak_i) v_j
+
+
+def fixed_tokens(attention: eqx.nn.MultiheadAttention, rest: Float[Array, "K d_e"]) -> FixedTokens:
+    q, k, v = (_heads(p, rest, attention.num_heads)
+               for p in (attention.query_proj, attention.key_proj, attention.value_proj))
     logits = jnp.einsum("shc,Shc->hsS", q / math.sqrt(q.shape[-1]), k)
-    out = jnp.einsum("hsS,Shc->shc", jax.nn.softmax(logits, axis=-1), v)
-    return jax.vmap(attention.output_proj)(out.reshape(q.shape[0], -1))
+    peak = logits.max(axis=-1)
+    e = jnp.exp(logits - peak[..., None])
+    return FixedTokens(q, k, v, peak, e.sum(axis=-1), jnp.einsum("hsS,Shc->hsc", e, v))
 
 
 def _first_layer_split(
-    layer: EncoderLayer, h0: Float[Array, "1 d_e"], rest: Float[Array, "K d_e"],
-    rest_heads: tuple[Float[Array, "K heads d_h"], ...],
+    layer: EncoderLayer, h0: Float[Array, "1 d_e"], rest: Float[Array, "K d_e"], fixed: FixedTokens
 ) -> Float[Array, "T d_e"]:
-    """`layer(concat(h0, rest))` with the other tokens' query, key and value heads given: when only the
-    centre's token varies (its own g), derivatives then skip those K projections."""
+    """`layer(concat(h0, rest))` with the other tokens' part of the attention given (`fixed_tokens`).
+
+    Only the centre's token varies (its own g), so inside a derivative the attention costs O(K·d_e):
+    the centre's query row, and for every other query one new key and value (the centre's) added to
+    its fixed softmax sums. Differentiating the full K+1 by K+1 attention would cost O(K²·d_e)."""
     att = layer.attention
-    q, k, v = (
-        jnp.concatenate([_heads(proj, h0, att.num_heads), fixed])
-        for proj, fixed in zip((att.query_proj, att.key_proj, att.value_proj), rest_heads)
-    )
+    q0, k0, v0 = (_heads(p, h0, att.num_heads)[0] for p in (att.query_proj, att.key_proj, att.value_proj))
+    scale = 1 / math.sqrt(q0.shape[-1])
+    # The centre's row: its query against its own key and the others'.
+    own = jnp.sum(q0 * k0, axis=-1, keepdims=True) * scale
+    weights = jax.nn.softmax(jnp.concatenate([own, jnp.einsum("hc,Khc->hK", q0, fixed.k) * scale], -1), -1)
+    centre = weights[:, :1] * v0 + jnp.einsum("hK,Khc->hc", weights[:, 1:], fixed.v)
+    # The others' rows: the centre's key joins the fixed sums. The result does not depend on the shift
+    # `peak` (it cancels), so it is held constant.
+    logit = jnp.einsum("Khc,hc->hK", fixed.q, k0) * scale
+    peak = jax.lax.stop_gradient(jnp.maximum(fixed.peak, logit))
+    new, old = jnp.exp(logit - peak), jnp.exp(fixed.peak - peak)
+    others = (new[..., None] * v0[:, None] + old[..., None] * fixed.mixed) / (new + old * fixed.weight)[..., None]
+    heads = jnp.concatenate([centre[None], others.transpose(1, 0, 2)])
     h = jnp.concatenate([h0, rest])
-    h = jax.vmap(layer.norm_attention)(h + _attend(att, q, k, v))
-    return jax.vmap(layer.norm_mlp)(h + jax.vmap(layer.mlp)(h))
+    h = layer_norm(layer.norm_attention, h + jax.vmap(att.output_proj)(heads.reshape(h.shape[0], -1)))
+    return layer_norm(layer.norm_mlp, h + jax.vmap(layer.mlp)(h))
 
 
 def _centre_layer(layer: EncoderLayer, h: Float[Array, "T d_e"]) -> Float[Array, "1 d_e"]:
-    """Row 0 of `layer(h)` (91), computed with the centre as the only query, by the layer's own
-    modules: the last layer, where only the centre's row is decoded (1/(K+1) of the query-side cost)."""
-    c = jax.vmap(layer.norm_attention)(h[:1] + layer.attention(h[:1], h, h))
-    return jax.vmap(layer.norm_mlp)(c + jax.vmap(layer.mlp)(c))
+    """Row 0 of `layer(h)` (91): the last layer, where only the centre's row is decoded.
+
+    With the centre as the only query, the keys and values need not be projected token by token:
+    q·(W_k h_j + b_k) = (W_kᵀ q)·h_j + q·b_k, whose last term is the same for every j and cancels in
+    the softmax, and Σ_j a_j (W_v h_j + b_v) = W_v (Σ_j a_j h_j) + b_v since the a_j sum to 1. That is
+    O(T·d_e·heads + d_e²) instead of O(T·d_e²), and the same function."""
+    att = layer.attention
+    n_heads = att.num_heads
+    q = _heads(att.query_proj, h[:1], n_heads)[0] / math.sqrt(att.qk_size)
+    keys = jnp.einsum("hc,hcd->hd", q, att.key_proj.weight.reshape(n_heads, att.qk_size, -1))
+    weights = jax.nn.softmax(h @ keys.T, axis=0)
+    values = jnp.einsum("hcd,dh->hc", att.value_proj.weight.reshape(n_heads, att.vo_size, -1), h.T @ weights)
+    if att.value_proj.bias is not None:
+        values = values + att.value_proj.bias.reshape(n_heads, -1)
+    c = layer_norm(layer.norm_attention, h[0] + att.output_proj(values.reshape(-1)))
+    return layer_norm(layer.norm_mlp, c + layer.mlp(c))[None]
 
 
 class LocalTransformerScore(eqx.Module):
@@ -181,13 +218,12 @@ class LocalTransformerScore(eqx.Module):
         net = self.network
         if len(net.layers) > 1:
             first = net.layers[0]
-            att = first.attention
             rest = net.embed(dx[1:], gt[1:])
-            rest_heads = tuple(_heads(p, rest, att.num_heads) for p in (att.query_proj, att.key_proj, att.value_proj))
+            fixed = fixed_tokens(first.attention, rest)
 
             def s_g(g_centre):
                 h0 = net.embed(dx[:1], g_centre[None])
-                return self._decode_after_first_layer(_first_layer_split(first, h0, rest, rest_heads), g_centre)[1]
+                return self._decode_after_first_layer(_first_layer_split(first, h0, rest, fixed), g_centre)[1]
         else:
 
             def s_g(g_centre):
