@@ -21,7 +21,7 @@ gas around it, so the neighbour search sees both the dense and the dilute phase.
 workflow runs.
 
 Run: PYTHONPATH=src .venv/bin/python benchmarks/local_divergence_cost.py
-     [--particles 4096] [--neighbours 64] [--embed-dim 256] [--layers 4] [--heads 4] [--chunk 64]
+     [--particles 4096] [--neighbours 64] [--embed-dim 256] [--layers 4] [--heads 4] [--chunk 32]
      [--div-chunk 16] [--repeats 2]
      [--memory-particles 32768] [--memory-embed-dim 64] [--memory-layers 2] [--no-memory]
 """

@@ -10,7 +10,7 @@ import pytest
 from activeflow import io, train
 from activeflow.networks import MLPScore, ScoreModel, network_hyperparameters
 from activeflow.systems import Ring
-from activeflow.transformer import TransformerScore, attention_rollout, layer_norm, rollout
+from activeflow.transformer import TransformerScore, attention_rollout, layer_norm, linear_rows, mlp_rows, rollout
 
 SMALL = dict(dim=2, embed_dim=16, n_layers=2, n_heads=2, mlp_width=16, mlp_depth=2)
 TRAP = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.3, gamma=0.1, eps=0.1, trap=0.05, n_particles=5, dim=2)
@@ -152,3 +152,22 @@ def test_layer_norm_and_its_derivatives_are_those_of_the_equinox_module(rng):
     np.testing.assert_allclose(jax.grad(second, 1)(ours, h), jax.grad(second, 1)(theirs, h), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="LayerNorm of shape"):
         layer_norm(norm, h[:, :5])
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda k: eqx.nn.MLP(3, 4, 8, depth=2, activation=jax.nn.gelu, key=k),
+        lambda k: eqx.nn.MLP(3, 4, 8, depth=1, activation=jnp.tanh, final_activation=jax.nn.softplus, key=k),
+        lambda k: eqx.nn.MLP(3, 4, 8, depth=0, key=k),
+        lambda k: eqx.nn.MLP(3, 4, 8, depth=2, use_bias=False, use_final_bias=False, key=k),
+        lambda k: eqx.nn.MLP("scalar", 4, 8, depth=1, key=k),  # falls back to vmap
+    ],
+)
+def test_row_major_mlp_is_the_vmapped_mlp(build, rng):
+    mlp = build(jax.random.key(3))
+    h = jnp.asarray(rng.normal(size=(2, 5) if mlp.in_size == "scalar" else (2, 5, 3)))
+    expected = jax.vmap(jax.vmap(mlp))(h)
+    np.testing.assert_allclose(mlp_rows(mlp, h), expected, rtol=1e-13, atol=1e-13)
+    if mlp.in_size != "scalar":
+        np.testing.assert_allclose(linear_rows(mlp.layers[0], h), jax.vmap(jax.vmap(mlp.layers[0]))(h), rtol=1e-13)
