@@ -24,6 +24,8 @@ the only query, with the key and value projections moved onto that one query), s
 decoded. For the divergence, the first layer is split (`_first_layer_split`, tested equal to the
 module): what the neighbours' tokens compute among themselves does not depend on g^i and stays outside
 the differentiated function, so that the derivatives pass through the attention at O(K·d_e) cost.
+Linear maps and MLPs act on all tokens as one row-major product (`linear_rows`, `mlp_rows`), which
+XLA-CPU runs without transposing the tokens around each product (the divergence 1.2× faster).
 
 All-particle evaluation is chunked over particles (`jax.lax.map` over padded chunks), so memory is
 O(chunk·K·d_e) whatever N is; no N×N array is formed anywhere (neighbour selection included).
