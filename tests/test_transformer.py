@@ -162,6 +162,7 @@ def test_layer_norm_and_its_derivatives_are_those_of_the_equinox_module(rng):
         lambda k: eqx.nn.MLP(3, 4, 8, depth=0, key=k),
         lambda k: eqx.nn.MLP(3, 4, 8, depth=2, use_bias=False, use_final_bias=False, key=k),
         lambda k: eqx.nn.MLP("scalar", 4, 8, depth=1, key=k),  # falls back to vmap
+        lambda k: eqx.nn.MLP(3, 4, 8, depth=1, activation=eqx.nn.PReLU(), key=k),  # an activation with weights: vmap
     ],
 )
 def test_row_major_mlp_is_the_vmapped_mlp(build, rng):

@@ -46,7 +46,8 @@ def linear_rows(layer: eqx.nn.Linear, h: Float[Array, "... n_in"]) -> Float[Arra
 def mlp_rows(mlp: eqx.nn.MLP, h: Float[Array, "... n_in"]) -> Float[Array, "... n_out"]:
     """`jax.vmap(mlp)` over the rows of h (see `linear_rows`); MLPs with per-neuron activations, scalar
     ends or scanned layers are simply vmapped."""
-    if getattr(mlp, "scan", False) or not callable(mlp.activation) or "scalar" in (mlp.in_size, mlp.out_size):
+    per_neuron = jax.tree_util.tree_leaves(eqx.filter((mlp.activation, mlp.final_activation), eqx.is_array))
+    if getattr(mlp, "scan", False) or per_neuron or "scalar" in (mlp.in_size, mlp.out_size):
         rows = h.shape[: h.ndim - (mlp.in_size != "scalar")]
         out = jax.vmap(mlp)(h.reshape(-1, *h.shape[len(rows):]))
         return out.reshape(*rows, *out.shape[1:])
