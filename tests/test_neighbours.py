@@ -188,6 +188,27 @@ def test_nearest_neighbours_match_brute_force(rng):
     np.testing.assert_array_equal(np.asarray(chosen), np.argsort(brute_force_distances(small, 10.0), 1)[:, :11])
 
 
+@pytest.mark.parametrize("name", SEARCHES)
+def test_nearest_of_some_centres_is_nearest_of_all(name, rng):
+    n, box, cutoff, skin, dim, cluster = SEARCHES[name]
+    x = clustered(rng, n, box, dim) if cluster else rng.uniform(-box / 2, box / 2, size=(n, dim))
+    k = 5
+    centres = jnp.asarray(rng.choice(n, 40, replace=False))
+    search = NeighbourSearch(box=box, cutoff=cutoff, skin=skin, dim=dim, cell_capacity=n, max_neighbours=n)
+    chosen, complete = jax.jit(search.nearest_of, static_argnums=2)(jnp.asarray(x), centres, k)
+    r = brute_force_distances(x, box)[np.asarray(centres)]
+    np.testing.assert_array_equal(np.asarray(complete), np.sort(r, axis=1)[:, k - 1] < cutoff + skin)
+    ok = np.asarray(complete)
+    assert ok.any()
+    np.testing.assert_array_equal(np.asarray(chosen)[ok], np.argsort(r, axis=1)[ok, :k])
+    all_chosen, _ = search.nearest(jnp.asarray(x), search.build(jnp.asarray(x)), k)
+    np.testing.assert_array_equal(np.asarray(chosen)[ok], np.asarray(all_chosen)[np.asarray(centres)][ok])
+    # a cell that overflows makes no choice certain
+    if cluster:
+        small = dataclasses.replace(search, cell_capacity=4)
+        assert not np.any(np.asarray(small.nearest_of(jnp.asarray(x), centres, k)[1]))
+
+
 def _avals(jaxpr):
     """Every intermediate's abstract value, looking inside scan/cond/jit sub-programs."""
     for eqn in jaxpr.eqns:
@@ -206,6 +227,7 @@ def test_no_n_by_n_array_in_build_update_and_nearest(rng):
     search = NeighbourSearch.for_density(box, 3.6, 0.5, max_density=1 / np.pi)
     x = jnp.asarray(rng.uniform(-box / 2, box / 2, size=(n, 2)))
     nl = jax.eval_shape(search.build, x)
-    for fn, args in ((search.build, (x,)), (search.update, (nl, x)), (lambda x, nl: search.nearest(x, nl, 8), (x, nl))):
+    for fn, args in ((search.build, (x,)), (search.update, (nl, x)), (lambda x, nl: search.nearest(x, nl, 8), (x, nl)),
+                     (lambda x: search.nearest_of(x, jnp.arange(64), 8), (x,))):
         sizes = [int(np.prod(a.shape)) for a in _avals(jax.make_jaxpr(fn)(*args).jaxpr) if hasattr(a, "shape")]
         assert max(sizes) < n * n / 10, max(sizes)

@@ -94,9 +94,9 @@ def local_score_g(model: LocalTransformerScore, search: NeighbourSearch, box: fl
     shrink = sigma**2 / (1 + sigma**2) if model.shift else 0.0
 
     def score_g(xt, gt, particles):
-        indices, complete = k_nearest(search, xt, model.n_neighbours)
-        _, s_g = model.at(xt, gt, particles, indices[particles], box)
-        return s_g + shrink * gt[particles], complete[particles]
+        indices, complete = k_nearest(search, xt, model.n_neighbours, particles)
+        _, s_g = model.at(xt, gt, particles, indices, box)
+        return s_g + shrink * gt[particles], complete
 
     return score_g
 

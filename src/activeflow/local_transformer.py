@@ -322,13 +322,18 @@ def _map(f, xs, chunk_size: int | None):
 
 
 @eqx.filter_jit
-def k_nearest(search: NeighbourSearch, x: Snapshot, k: int) -> tuple[Indices, Bool[Array, " N"]]:
-    """Indices of the k nearest neighbours (minimum image) of every particle, from a fresh cell/Verlet
-    list, and whether each choice is certainly right (see `NeighbourSearch.nearest`). JIT-able; O(N).
-    The choice is piecewise constant in x and is taken under stop_gradient."""
+def k_nearest(
+    search: NeighbourSearch, x: Snapshot, k: int, centres: Int[Array, " n"] | None = None
+) -> tuple[Indices, Bool[Array, " N"]]:
+    """Indices of the k nearest neighbours (minimum image) of every particle, or of `centres` only, and
+    whether each choice is certainly right (see `NeighbourSearch.nearest`). JIT-able; O(N), and for
+    `centres` the work beyond the O(N) cell table scales with their number. The choice is piecewise
+    constant in x and is taken under stop_gradient."""
     x = jax.lax.stop_gradient(x)
-    neighbours = search.build(x)
-    indices, complete = search.nearest(x, neighbours, k)
+    if centres is not None:
+        indices, complete = search.nearest_of(x, centres, k)
+    else:
+        indices, complete = search.nearest(x, search.build(x), k)
     return jax.lax.stop_gradient(indices), complete
 
 
