@@ -8,6 +8,7 @@ import xarray as xr
 
 from activeflow import figures
 from activeflow.figures import mips
+from activeflow.local_density import epr_by_local_phi, local_packing_fraction
 
 GAMMA, V0, A = 1e-4, 0.025, 1.0
 
@@ -44,6 +45,7 @@ def synthetic(n: int, phi: float, n_samples: int = 2, seed: int = 0) -> xr.Datas
             "div_g_v_g": (("sample", "particle"), 1e-3 * rim[..., 0] * np.tanh(r[..., 0] - radius)),
             "largest_cluster_fraction": (("sample",), inside.mean(-1)),
             "in_largest_cluster": (("sample", "particle"), inside),
+            "local_phi": (("sample", "particle"), np.stack([local_packing_fraction(y, box, 4 * A, A) for y in x])),
         },
         attrs=dict(box=box, phi=phi, n_particles=n, a=A, v0=V0, gamma=GAMMA, provenance="{}"),
     )
@@ -105,13 +107,20 @@ def test_all_figures_are_written(files, tmp_path):
 
 
 def test_fig08_panels_and_colour_bars():
-    fig = mips.fig08_mips_epr(synthetic(400, 0.5))
-    assert len(panels(fig)) == 3 and len(colour_bars(fig)) == 3
+    ds = synthetic(400, 0.5)
+    fig = mips.fig08_mips_epr(ds)
+    assert len(panels(fig)) == 5 and len(colour_bars(fig)) == 3  # (D) has a twin axis
     box = 400 * np.pi / 0.5
-    for ax in panels(fig):
+    for ax in panels(fig)[:3]:
         assert np.allclose(ax.get_xlim(), [-np.sqrt(box) / 2, np.sqrt(box) / 2])
     signed = panels(fig)[2].collections[0].norm
     assert signed.vcenter == 0 and signed.vmin == -signed.vmax
+    # (D): the profile over both snapshots, in units of gamma^2 and gamma, bins of >= 20 particles
+    table = epr_by_local_phi(ds.local_phi.values, ds.v_g_sq.values, ds.div_g_v_g.values)
+    table = table[table["count"] >= mips.PROFILE_MIN_COUNT]
+    assert 3 <= len(table) < 11
+    for ax, field, scale in ((panels(fig)[3], "v_g_sq", GAMMA**2), (panels(fig)[4], "div_g_v_g", GAMMA)):
+        np.testing.assert_allclose(np.asarray(ax.lines[0].get_ydata(), float), table[field].to_numpy() / scale)
 
 
 def test_rows_share_one_colour_scale_and_boxes_are_rescaled():
@@ -161,6 +170,7 @@ def test_arrows_are_two_diameters_at_the_top_of_the_colour_scale():
     (lambda d: mips.fig08_mips_epr(d[0.5], snapshot=2), "snapshot 2 out of range; the file has 2 samples"),
     (lambda d: mips.fig08_mips_epr([d[0.1], d[0.5]]), "draws one system; got 2"),
     (lambda d: mips.fig08_mips_epr(d[0.5].drop_vars("in_largest_cluster")), "missing ['in_largest_cluster']"),
+    (lambda d: mips.fig08_mips_epr(d[0.5].drop_vars("local_phi")), "missing ['local_phi']"),
     (lambda d: mips.fig10_mips_flow_arrows(d[0.5].assign(x=d[0.5].x + d[0.5].box / 2)), "fold them into the box"),
 ])
 def test_wrong_inputs_are_named(call, message):

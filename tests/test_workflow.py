@@ -193,6 +193,8 @@ def test_mips_outputs(finished_run):
             np.testing.assert_allclose(f.v_g, -f.attrs["gamma"] * (f.g + f.s_g), rtol=1e-5, atol=1e-12)
             np.testing.assert_allclose(f.v_g_sq, (f.v_g**2).sum("dim"), rtol=1e-5)
             assert np.isfinite(f.div_g_v_g).all() and set(np.unique(f.phase)) <= {0, 1, 2}
+            profile = pd.read_csv(mips / system / "epr_by_local_phi.csv")
+            assert profile["count"].sum() == f.sizes["sample"] * n and np.isclose(profile.fraction.sum(), 1.0)
     table = pd.read_csv(mips / "epr_by_phase.csv")
     assert list(table.system) == ["train"] + ["transfer"] * len(MIPS_TRANSFER)
     assert sorted(zip(table.n_particles[1:], table.phi[1:])) == [(64, 0.3), (64, 0.5), (128, 0.3), (128, 0.5)]

@@ -9,6 +9,10 @@ the latter from the exact d×d Jacobian block of particle i (`LocalTransformerSc
 |v_g^i|² is particle i's share of the orientational total EPR (up to the factor 1/γ of the D⁻¹ norm)
 and ∇_{g^i}·v_g^i its share of the system EPR.
 
+Each particle also gets its local packing fraction (`local_density.py`), and the fields are averaged
+in bins of it (`epr_by_local_phi.csv`): the EPR's profile from the gas across the interface into the
+dense phase.
+
 The same trained network is applied unchanged to snapshots of any N and φ (transfer, §7.3): it sees
 each particle's K nearest neighbours only. Evaluation is chunked over particles, so memory is
 O(N·K) for the neighbour indices plus a constant per chunk; no N×N array is formed.
@@ -25,6 +29,7 @@ import xarray as xr
 
 from activeflow import io
 from activeflow.clusters import GAS, INTERIOR, SURFACE, phases
+from activeflow.local_density import LOCAL_RADIUS, epr_by_local_phi, local_packing_fraction
 from activeflow.errors import InputFileError
 from activeflow.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore, k_nearest, nearest_search
 from activeflow.neighbours import NeighbourOverflow
@@ -64,6 +69,7 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
     """Fields of the chosen snapshots of a samples file, with positions, g, the largest-cluster
     membership and the phase (gas / surface / interior) of each particle."""
     box, contact = float(samples.attrs["box"]), float(samples.attrs["cluster_contact"])
+    a = float(samples.attrs["a"])
     which = snapshot_indices(samples.sizes["sample"], n_snapshots)
     xs, gs = samples.x.values[which], samples.g.values[which]
     search = nearest_search(xs, box, model.n_neighbours)  # sized once for all of them: one compilation
@@ -72,6 +78,7 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
     for done, (x, g) in enumerate(zip(xs, gs), 1):
         f = particle_fields(model, x, g, box, gamma, search)
         f["phase"] = phases(x, box, contact)
+        f["local_phi"] = local_packing_fraction(x, box, LOCAL_RADIUS * a, a)
         for k, v in f.items():
             out.setdefault(k, []).append(v)
         log.info("snapshot %d/%d: N = %d in %.1f s", done, len(which), x.shape[0], time.perf_counter() - start)
@@ -88,6 +95,8 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
             "div_s_g": (per, np.stack(out["div_s_g"]), {"long_name": "∇_{g^i}·s_g^i"}),
             "phase": (per, phase, {"long_name": "0 gas, 1 cluster surface, 2 cluster interior"}),
             "in_largest_cluster": (per, (phase != GAS).astype(np.int8), {"long_name": "in the largest cluster"}),
+            "local_phi": (per, np.stack(out["local_phi"]),
+                          {"long_name": f"packing fraction of the other particles within {LOCAL_RADIUS:g}a"}),
             "largest_cluster_fraction": ("sample", np.mean(phase != GAS, axis=1)),
             "source_sample": ("sample", which, {"long_name": "index of the snapshot in the samples file"}),
         },
@@ -119,9 +128,15 @@ def by_phase(ds: xr.Dataset) -> dict[str, Any]:
     return row
 
 
+def by_local_phi(ds: xr.Dataset) -> pd.DataFrame:
+    """`local_density.epr_by_local_phi` of a fields dataset, over all its snapshots."""
+    return epr_by_local_phi(ds.local_phi.values, ds.v_g_sq.values, ds.div_g_v_g.values)
+
+
 def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, summary_path: str,
-        expected: dict[str, Any], n_snapshots: int | None = None) -> None:
-    """Stage `mips_fields`: fields of `n_snapshots` snapshots of one samples file (training or transfer)."""
+        expected: dict[str, Any], n_snapshots: int | None = None, profile_path: str | None = None) -> None:
+    """Stage `mips_fields`: fields of `n_snapshots` snapshots of one samples file (training or transfer),
+    their means by phase (`summary_path`) and by local packing fraction (`profile_path`)."""
     model, spec = io.load_model(model_path, spec_path, expected)
     samples = io.read_netcdf(samples_path, required=("x", "g"))
     # the training system's particles (the same parameters), at any N and φ
@@ -134,6 +149,12 @@ def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, su
     io.write_netcdf(ds, fields_path, dict(stage="mips_fields", spec=spec, samples=samples_path))
     row = by_phase(ds)
     io.write_csv(pd.DataFrame([row]), summary_path)
+    if profile_path is not None:
+        profile = by_local_phi(ds)
+        io.write_csv(profile, profile_path)
+        shown = profile[profile["count"] >= 10]
+        log.info("wrote %s: |v_g|^2 / gamma^2 by local packing fraction: %s", profile_path, ", ".join(
+            f"{r.local_phi_low:.1f}: {r.v_g_sq / gamma**2:.3g}" for r in shown.itertuples()))
     log.info("wrote %s and %s: mean |v_g|^2 per particle %.3g (gas %.3g, surface %.3g, interior %.3g); "
              "score-matching identity E|s_g|^2 + div s_g = %.3g +- %.2g per particle (0 for the exact score)",
              fields_path, summary_path, row["v_g_sq"], row["v_g_sq_gas"], row["v_g_sq_surface"],

@@ -74,6 +74,7 @@ rule mips_fields:
     output:
         fields="results/mips/{system}/fields.nc",
         summary="results/mips/{system}/epr_by_phase.csv",
+        profile="results/mips/{system}/epr_by_local_phi.csv",
     log:
         "logs/mips/{system}/mips_fields.log",
     benchmark:

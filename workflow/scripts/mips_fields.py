@@ -14,6 +14,7 @@ logs.run_stage(
     samples_path=snakemake.input.samples,
     fields_path=snakemake.output.fields,
     summary_path=snakemake.output.summary,
+    profile_path=snakemake.output.profile,
     expected=dict(snakemake.params.model),
     n_snapshots=snakemake.params.n_snapshots,
 )

@@ -6,7 +6,8 @@ whole periodic box, limits exactly [-L/2, L/2]. With thousands of particles the 
 (outlines merge into black blobs at N = 32768) and are rasterized in PDFs.
 
 Fig. 8: one row, (A) the largest cluster against the rest, (B) |v_g^i|², (C) ∇_{g^i}·v_g^i, each with
-its own colour bar (one system, as for the trap). Figs. 9, 11, 19-21: one column per N or per φ
+its own colour bar (one system, as for the trap), and (D) their means in bins of the local packing
+fraction over all the file's snapshots (`local_density.py`), in units of γ² and γ. Figs. 9, 11, 19-21: one column per N or per φ
 (increasing), rows |v_g^i|² and ∇_{g^i}·v_g^i; every box is rescaled to the unit square (positions / L,
 radius a / L), so boxes of different sizes fill panels of one size, and each row shares one colour
 scale (99th percentile of all its panels): the point is how the EPR grows and fades across the columns,
@@ -25,12 +26,14 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 from activeflow.figures.trap import FIELDS, _cmap, _norm, _square, draw_particles
+from activeflow.local_density import LOCAL_RADIUS, PROFILE_EDGES, epr_by_local_phi
 
 ATTRS = ("box", "phi", "n_particles", "a")
 ROWS = ("v_g_sq", "div_g_v_g")  # rows of Figs. 9, 11, 19-21
 EDGE_MAX_PARTICLES = 1024  # outlined disks up to this N
 ARROW_DIAMETERS = 2.0  # length of an arrow at the top of its colour bar, in particle diameters
 CLUSTER_COLOURS = ListedColormap(["#9ecae1", "#08519c"])  # other particles, largest cluster
+PROFILE_MIN_COUNT = 20  # particles a bin of Fig. 8D needs to be drawn
 
 
 def _single(fields: xr.Dataset | Sequence[xr.Dataset]) -> xr.Dataset:
@@ -90,23 +93,49 @@ def _extend(signed: bool) -> str:
 
 
 def fig08_mips_epr(fields, snapshot: int = 0) -> Figure:
-    """(A) the largest cluster, (B) |v_g^i|², (C) ∇_{g^i}·v_g^i of one snapshot of the training system."""
-    s = _snapshot(_single(fields), snapshot, ("in_largest_cluster", "largest_cluster_fraction", *ROWS))
+    """(A) the largest cluster, (B) |v_g^i|², (C) ∇_{g^i}·v_g^i of one snapshot of the training system;
+    (D) both averaged in bins of the local packing fraction over all the file's snapshots."""
+    ds = _single(fields)
+    s = _snapshot(ds, snapshot, ("in_largest_cluster", "largest_cluster_fraction", "local_phi", *ROWS))
     x, a, n, lim = s.x.values, float(s.attrs["a"]), int(s.attrs["n_particles"]), float(s.attrs["box"]) / 2
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.7), constrained_layout=True)
+    fig, axes = plt.subplots(1, 4, figsize=(14.5, 3.7), constrained_layout=True,
+                             gridspec_kw=dict(width_ratios=[1, 1, 1, 0.9]))
     disks = draw_particles(fig, axes[0], x, s.in_largest_cluster.values.astype(float), a,
                            BoundaryNorm([0, 0.5, 1], 2), CLUSTER_COLOURS, lim, colorbar=False, **_style(n))
     bar = fig.colorbar(disks, ax=axes[0], shrink=0.8, ticks=[0.25, 0.75])
     bar.ax.set_yticklabels(["other", "largest\ncluster"])
-    axes[0].set_title(f"(A) largest cluster ({float(s.largest_cluster_fraction):.0%} of the particles)")
-    for ax, letter, field in zip(axes[1:], "BC", ROWS, strict=True):
+    axes[0].set_title(f"(A) largest cluster: {float(s.largest_cluster_fraction):.0%}")
+    for ax, letter, field in zip(axes[1:3], "BC", ROWS, strict=True):
         label, signed = FIELDS[field]
         values = s[field].values
         draw_particles(fig, ax, x, values, a, _norm(values, signed), _cmap(signed), lim, extend=_extend(signed),
                        **_style(n))
         ax.set_title(f"({letter}) {label}")
+    _profile(axes[3], ds)
     fig.suptitle(f"Motility-induced phase separation: $N = {n}$, $\\phi = {float(s.attrs['phi']):g}$")
     return fig
+
+
+def _profile(ax, ds: xr.Dataset) -> None:
+    """|v_g^i|²/γ² (left axis) and ∇_{g^i}·v_g^i/γ (right axis) averaged in bins of φ_loc, with standard
+    errors; bins with fewer than PROFILE_MIN_COUNT particles are left out."""
+    gamma = _attr(ds, "gamma")
+    table = epr_by_local_phi(ds.local_phi.values, ds.v_g_sq.values, ds.div_g_v_g.values)
+    table = table[table["count"] >= PROFILE_MIN_COUNT]
+    width = np.diff(PROFILE_EDGES).min()
+    centre = np.minimum(table.local_phi_low + width / 2, table.local_phi_high)
+    right = ax.twinx()
+    for axis, field, scale, unit, colour in ((ax, "v_g_sq", gamma**2, r"\gamma^2", "C0"),
+                                             (right, "div_g_v_g", gamma, r"\gamma", "C3")):
+        label = FIELDS[field][0]
+        axis.errorbar(centre, table[field] / scale, yerr=table[f"{field}_stderr"] / scale, color=colour,
+                      marker="o", ms=3.5, capsize=2, label=label)
+        axis.set_ylabel(f"{label} / ${unit}$", color=colour)
+        axis.tick_params(axis="y", colors=colour)
+        axis.set_ylim(bottom=min(0.0, float((table[field] / scale).min()) * 1.1))
+    ax.set_xlabel(f"local packing fraction (within {LOCAL_RADIUS:g}$a$)")
+    ax.set_xlim(0, PROFILE_EDGES[-1] + width)
+    ax.set_title(f"(D) mean over {ds.sizes['sample']} snapshots")
 
 
 def _grid(systems: list[xr.Dataset], titles: list[str], suptitle: str) -> Figure:
