@@ -8,7 +8,7 @@ import xarray as xr
 
 from activeflow import figures
 from activeflow.figures import mips
-from activeflow.local_density import epr_by_local_phi, local_packing_fraction
+from activeflow.local_density import by_local_phi, local_structure
 
 GAMMA, V0, A = 1e-4, 0.025, 1.0
 
@@ -45,7 +45,7 @@ def synthetic(n: int, phi: float, n_samples: int = 2, seed: int = 0) -> xr.Datas
             "div_g_v_g": (("sample", "particle"), 1e-3 * rim[..., 0] * np.tanh(r[..., 0] - radius)),
             "largest_cluster_fraction": (("sample",), inside.mean(-1)),
             "in_largest_cluster": (("sample", "particle"), inside),
-            "local_phi": (("sample", "particle"), np.stack([local_packing_fraction(y, box, 4 * A, A) for y in x])),
+            "local_phi": (("sample", "particle"), np.stack([local_structure(y, box, 4 * A, A)[0] for y in x])),
         },
         attrs=dict(box=box, phi=phi, n_particles=n, a=A, v0=V0, gamma=GAMMA, provenance="{}"),
     )
@@ -116,7 +116,7 @@ def test_fig08_panels_and_colour_bars():
     signed = panels(fig)[2].collections[0].norm
     assert signed.vcenter == 0 and signed.vmin == -signed.vmax
     # (D): the profile over both snapshots, in units of gamma^2 and gamma, bins of >= 20 particles
-    table = epr_by_local_phi(ds.local_phi.values, ds.v_g_sq.values, ds.div_g_v_g.values)
+    table = by_local_phi(ds.local_phi.values, v_g_sq=ds.v_g_sq.values, div_g_v_g=ds.div_g_v_g.values)
     table = table[table["count"] >= mips.PROFILE_MIN_COUNT]
     assert 3 <= len(table) < 11
     for ax, field, scale in ((panels(fig)[3], "v_g_sq", GAMMA**2), (panels(fig)[4], "div_g_v_g", GAMMA)):

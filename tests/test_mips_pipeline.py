@@ -13,7 +13,7 @@ import xarray as xr
 from activeflow import denoising, io, mips_dataset, mips_epr
 from activeflow.clusters import GAS, INTERIOR, SURFACE, largest_cluster_fraction, phases
 from activeflow.errors import InputFileError
-from activeflow.local_density import local_packing_fraction
+from activeflow.local_density import local_structure, outward_cosine
 
 PARAMETERS = dict(a=1.0, k=1.0, beta=7.5, mu=1.0, v0=0.05, gamma=1e-2, eps=0.0, phi=0.5, n_particles=64)
 SIMULATION = dict(dt=0.1, force_tolerance=1e-6, skin=0.5, n_runs=2, t_equilibrate=3.0, n_snapshots=2,
@@ -125,10 +125,14 @@ def test_model_round_trip_and_transfer_fields(stage_files):
     mips_epr.run(p["model.eqx"], p["model.json"], p["transfer.nc"], str(d / "f.nc"), str(d / "f.csv"), EXPECTED,
                  profile_path=str(d / "profile.csv"))
     with xr.open_dataset(d / "f.nc") as f, xr.open_dataset(p["transfer.nc"]) as s:
-        np.testing.assert_allclose(f.local_phi.values[0], local_packing_fraction(s.x.values[0], s.attrs["box"], 4.0))
+        phi, towards = local_structure(s.x.values[0], s.attrs["box"], 4.0)
+        np.testing.assert_allclose(f.local_phi.values[0], phi)
+        np.testing.assert_allclose(f.towards_neighbours.values[0], towards)
         profile = pd.read_csv(d / "profile.csv")
         assert profile["count"].sum() == f.sizes["particle"] * f.sizes["sample"]
         assert np.isclose(np.nansum(profile["count"] * profile.v_g_sq) / profile["count"].sum(), float(f.v_g_sq.mean()))
+        cosines = outward_cosine(f.v_g.values, f.towards_neighbours.values)
+        assert np.all(np.abs(profile.v_g_outward.dropna()) <= 1) and np.isfinite(cosines).sum() > 0.9 * cosines.size
         assert (f.attrs["n_particles"], f.attrs["phi"]) == (96, 0.3)
         direct = mips_epr.particle_fields(model, s.x.values[0], s.g.values[0], s.attrs["box"], PARAMETERS["gamma"])
         np.testing.assert_allclose(f.div_g_v_g.values[0], direct["div_g_v_g"], rtol=1e-6)

@@ -9,9 +9,10 @@ the latter from the exact d×d Jacobian block of particle i (`LocalTransformerSc
 |v_g^i|² is particle i's share of the orientational total EPR (up to the factor 1/γ of the D⁻¹ norm)
 and ∇_{g^i}·v_g^i its share of the system EPR.
 
-Each particle also gets its local packing fraction (`local_density.py`), and the fields are averaged
-in bins of it (`epr_by_local_phi.csv`): the EPR's profile from the gas across the interface into the
-dense phase.
+Each particle also gets its local packing fraction and the direction of its neighbours
+(`local_density.py`), and the fields are averaged in bins of the former (`epr_by_local_phi.csv`): the
+EPR's profile from the gas across the interface into the dense phase, and whether v_g points out of
+the denser side.
 
 The same trained network is applied unchanged to snapshots of any N and φ (transfer, §7.3): it sees
 each particle's K nearest neighbours only. Evaluation is chunked over particles, so memory is
@@ -29,7 +30,8 @@ import xarray as xr
 
 from activeflow import io
 from activeflow.clusters import GAS, INTERIOR, SURFACE, phases
-from activeflow.local_density import LOCAL_RADIUS, epr_by_local_phi, local_packing_fraction
+from activeflow import local_density
+from activeflow.local_density import LOCAL_RADIUS
 from activeflow.errors import InputFileError
 from activeflow.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore, k_nearest, nearest_search
 from activeflow.neighbours import NeighbourOverflow
@@ -78,7 +80,7 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
     for done, (x, g) in enumerate(zip(xs, gs), 1):
         f = particle_fields(model, x, g, box, gamma, search)
         f["phase"] = phases(x, box, contact)
-        f["local_phi"] = local_packing_fraction(x, box, LOCAL_RADIUS * a, a)
+        f["local_phi"], f["towards_neighbours"] = local_density.local_structure(x, box, LOCAL_RADIUS * a, a)
         for k, v in f.items():
             out.setdefault(k, []).append(v)
         log.info("snapshot %d/%d: N = %d in %.1f s", done, len(which), x.shape[0], time.perf_counter() - start)
@@ -97,6 +99,8 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
             "in_largest_cluster": (per, (phase != GAS).astype(np.int8), {"long_name": "in the largest cluster"}),
             "local_phi": (per, np.stack(out["local_phi"]),
                           {"long_name": f"packing fraction of the other particles within {LOCAL_RADIUS:g}a"}),
+            "towards_neighbours": (vec, np.stack(out["towards_neighbours"]),
+                                   {"long_name": f"sum of x^j - x^i over the particles j within {LOCAL_RADIUS:g}a"}),
             "largest_cluster_fraction": ("sample", np.mean(phase != GAS, axis=1)),
             "source_sample": ("sample", which, {"long_name": "index of the snapshot in the samples file"}),
         },
@@ -129,8 +133,16 @@ def by_phase(ds: xr.Dataset) -> dict[str, Any]:
 
 
 def by_local_phi(ds: xr.Dataset) -> pd.DataFrame:
-    """`local_density.epr_by_local_phi` of a fields dataset, over all its snapshots."""
-    return epr_by_local_phi(ds.local_phi.values, ds.v_g_sq.values, ds.div_g_v_g.values)
+    """Means over all snapshots of a fields dataset in bins of the local packing fraction
+    (`local_density.by_local_phi`): |v_g^i|², ∇_{g^i}·v_g^i, and the cosines of v_g^i and of g^i with the
+    direction away from the particle's neighbours (`v_g_outward`, `g_outward`: > 0 pointing out of
+    the denser side)."""
+    towards = ds.towards_neighbours.values
+    return local_density.by_local_phi(
+        ds.local_phi.values, v_g_sq=ds.v_g_sq.values, div_g_v_g=ds.div_g_v_g.values,
+        v_g_outward=local_density.outward_cosine(ds.v_g.values, towards),
+        g_outward=local_density.outward_cosine(ds.g.values, towards),
+    )
 
 
 def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, summary_path: str,
@@ -153,8 +165,10 @@ def run(model_path: str, spec_path: str, samples_path: str, fields_path: str, su
         profile = by_local_phi(ds)
         io.write_csv(profile, profile_path)
         shown = profile[profile["count"] >= 10]
-        log.info("wrote %s: |v_g|^2 / gamma^2 by local packing fraction: %s", profile_path, ", ".join(
-            f"{r.local_phi_low:.1f}: {r.v_g_sq / gamma**2:.3g}" for r in shown.itertuples()))
+        log.info("wrote %s: by local packing fraction, |v_g|^2 / gamma^2 (and the cosine of v_g with the "
+                 "direction away from the neighbours): %s", profile_path, ", ".join(
+                     f"{r.local_phi_low:.1f}: {r.v_g_sq / gamma**2:.3g} ({r.v_g_outward:+.2f})"
+                     for r in shown.itertuples()))
     log.info("wrote %s and %s: mean |v_g|^2 per particle %.3g (gas %.3g, surface %.3g, interior %.3g); "
              "score-matching identity E|s_g|^2 + div s_g = %.3g +- %.2g per particle (0 for the exact score)",
              fields_path, summary_path, row["v_g_sq"], row["v_g_sq_gas"], row["v_g_sq_surface"],

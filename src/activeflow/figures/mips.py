@@ -26,7 +26,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 from activeflow.figures.trap import FIELDS, _cmap, _norm, _square, draw_particles
-from activeflow.local_density import LOCAL_RADIUS, PROFILE_EDGES, epr_by_local_phi
+from activeflow.local_density import LOCAL_RADIUS, PROFILE_EDGES, by_local_phi
 
 ATTRS = ("box", "phi", "n_particles", "a")
 ROWS = ("v_g_sq", "div_g_v_g")  # rows of Figs. 9, 11, 19-21
@@ -120,7 +120,7 @@ def _profile(ax, ds: xr.Dataset) -> None:
     """|v_g^i|²/γ² (left axis) and ∇_{g^i}·v_g^i/γ (right axis) averaged in bins of φ_loc, with standard
     errors; bins with fewer than PROFILE_MIN_COUNT particles are left out."""
     gamma = _attr(ds, "gamma")
-    table = epr_by_local_phi(ds.local_phi.values, ds.v_g_sq.values, ds.div_g_v_g.values)
+    table = by_local_phi(ds.local_phi.values, v_g_sq=ds.v_g_sq.values, div_g_v_g=ds.div_g_v_g.values)
     table = table[table["count"] >= PROFILE_MIN_COUNT]
     width = np.diff(PROFILE_EDGES).min()
     centre = np.minimum(table.local_phi_low + width / 2, table.local_phi_high)
