@@ -28,9 +28,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from activeflow import io
+from activeflow import io, local_density
 from activeflow.clusters import GAS, INTERIOR, SURFACE, phases
-from activeflow import local_density
 from activeflow.local_density import LOCAL_RADIUS
 from activeflow.errors import InputFileError
 from activeflow.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore, k_nearest, nearest_search
@@ -69,7 +68,8 @@ def snapshot_indices(n_samples: int, n_snapshots: int | None) -> np.ndarray:
 def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: float,
                    n_snapshots: int | None = None) -> xr.Dataset:
     """Fields of the chosen snapshots of a samples file, with positions, g, the largest-cluster
-    membership and the phase (gas / surface / interior) of each particle."""
+    membership, the phase (gas / surface / interior), the local packing fraction and the direction of
+    the neighbours of each particle."""
     box, contact = float(samples.attrs["box"]), float(samples.attrs["cluster_contact"])
     a = float(samples.attrs["a"])
     which = snapshot_indices(samples.sizes["sample"], n_snapshots)

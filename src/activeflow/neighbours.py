@@ -208,11 +208,7 @@ class NeighbourSearch(eqx.Module):
         def rows(args):
             """Neighbours of a block of particles (their cell coordinates, their indices)."""
             coords, own = args
-            around = jnp.mod(coords[:, None, :] + jnp.asarray(self._stencil())[None], self.cells_per_side)
-            # Flat element gathers: on XLA-CPU much faster than gathering whole rows of the cell table.
-            slots = self._flat(around)[..., None] * self.cell_capacity
-            slots = slots + jnp.arange(self.cell_capacity, dtype=jnp.int32)
-            candidates = table.reshape(-1).at[slots.reshape(own.shape[0], -1)].get(mode="promise_in_bounds")
+            candidates = self._candidates(table, coords)
             r2 = squared_distances(x, candidates, self.box, centres=own)
             inside = (candidates < n) & (candidates != own[:, None]) & (r2 < self.radius**2)
             return _compact(candidates, inside, self.max_neighbours, fill=n)
@@ -345,6 +341,12 @@ class NeighbourSearch(eqx.Module):
         complete = (-neg[:, -1] < self.cutoff**2) & ~self.overflowed(neighbours)
         return chosen, complete
 
+    def _candidates(self, table: Int[Array, "n_cells cell_capacity"], coords: Int[Array, "n d"]) -> Int[Array, "n M"]:
+        """The particles of the 3^d cells around each of these cell coordinates (padding N included)."""
+        around = jnp.mod(coords[:, None, :] + jnp.asarray(self._stencil())[None], self.cells_per_side)
+        # Flat element gathers: on XLA-CPU much faster than gathering whole rows of the cell table.
+        slots = self._flat(around)[..., None] * self.cell_capacity + jnp.arange(self.cell_capacity, dtype=jnp.int32)
+        return table.reshape(-1).at[slots.reshape(coords.shape[0], -1)].get(mode="promise_in_bounds")
 
     def nearest_of(
         self, x: Positions, centres: Int[Array, " n"], k: int
@@ -355,10 +357,7 @@ class NeighbourSearch(eqx.Module):
         choice is certainly right when the k-th distance is below `radius` and no cell overflowed."""
         n = x.shape[0]
         table, max_cell = self.cells(x)
-        around = jnp.mod(self._cell_coordinates(x[centres])[:, None, :] + jnp.asarray(self._stencil())[None],
-                         self.cells_per_side)
-        slots = self._flat(around)[..., None] * self.cell_capacity + jnp.arange(self.cell_capacity, dtype=jnp.int32)
-        candidates = table.reshape(-1).at[slots.reshape(centres.shape[0], -1)].get(mode="promise_in_bounds")
+        candidates = self._candidates(table, self._cell_coordinates(x[centres]))
         if k > candidates.shape[1]:
             raise ValueError(f"k={k} nearest neighbours need 3^d·cell_capacity >= k, got {candidates.shape[1]}")
         r2 = squared_distances(x, candidates, self.box, centres=centres)

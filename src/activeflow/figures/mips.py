@@ -1,15 +1,15 @@
 """Figures of motility-induced phase separation (§7, App. F.10): Figs. 8, 9, 10, 11, 19, 20, 21.
 
-Every panel is one snapshot of one `fields.nc` (no averaging in space or time: without a trap the
+Every map is one snapshot of one `fields.nc` (no averaging in space or time: without a trap the
 cluster wanders, so a spatial map would blur its rim), its particles drawn as disks of radius a over the
 whole periodic box, limits exactly [-L/2, L/2]. With thousands of particles the disks have no outline
 (outlines merge into black blobs at N = 32768) and are rasterized in PDFs.
 
 Fig. 8: one row, (A) the largest cluster against the rest, (B) |v_g^i|², (C) ∇_{g^i}·v_g^i, each with
 its own colour bar (one system, as for the trap), and (D) their means in bins of the local packing
-fraction over all the file's snapshots (`local_density.py`), in units of γ² and γ. Figs. 9, 11, 19-21: one column per N or per φ
-(increasing), rows |v_g^i|² and ∇_{g^i}·v_g^i; every box is rescaled to the unit square (positions / L,
-radius a / L), so boxes of different sizes fill panels of one size, and each row shares one colour
+fraction over all the file's snapshots (`local_density.py`), in units of γ² and γ. Figs. 9, 11, 19-21:
+one column per N or per φ (increasing), rows |v_g^i|² and ∇_{g^i}·v_g^i; every box is rescaled to the
+unit square (positions / L, radius a / L), so boxes of different sizes fill panels of one size, and each row shares one colour
 scale (99th percentile of all its panels): the point is how the EPR grows and fades across the columns,
 which per-panel scales would hide. Fig. 10: arrows of v_g^i and of g^i from the centres of grey disks on
 a dark background (the long, bright arrows stand out; the short, dark ones fade, and none is drawn for a
