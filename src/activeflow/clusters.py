@@ -18,8 +18,8 @@ GAS, SURFACE, INTERIOR = 0, 1, 2
 BULK_CONTACTS = 5
 
 
-def _bonds(x: np.ndarray, box: float, contact: float) -> np.ndarray:
-    """Pairs (i, j), i < j, closer than `contact` (minimum image)."""
+def pairs_within(x: np.ndarray, box: float, contact: float) -> np.ndarray:
+    """Pairs (i, j), i < j, closer than `contact` (minimum image), as an array of shape (pairs, 2)."""
     x = np.asarray(x, dtype=float)
     if contact <= 0 or contact >= box / 2:
         raise ValueError(f"contact = {contact}: must be positive and below half the box ({box / 2})")
@@ -36,7 +36,7 @@ def _components(pairs: np.ndarray, n: int) -> np.ndarray:
 
 def cluster_labels(x: np.ndarray, box: float, contact: float) -> np.ndarray:
     """Cluster index of each particle (0, 1, ... in order of first appearance) for positions (N, d)."""
-    return _components(_bonds(x, box, contact), np.shape(x)[0])
+    return _components(pairs_within(x, box, contact), np.shape(x)[0])
 
 
 def phases(x: np.ndarray, box: float, contact: float, bulk_contacts: int = BULK_CONTACTS) -> np.ndarray:
@@ -44,7 +44,7 @@ def phases(x: np.ndarray, box: float, contact: float, bulk_contacts: int = BULK_
     INTERIOR (in it, with at least that many) for each particle: the classes in which Fig. 8 sees the
     EPR vanish (interior), concentrate (surface) or flicker (gas collisions)."""
     n = np.shape(x)[0]
-    pairs = _bonds(x, box, contact)
+    pairs = pairs_within(x, box, contact)
     labels = _components(pairs, n)
     largest = labels == np.bincount(labels).argmax()
     count = np.bincount(pairs.ravel(), minlength=n)

@@ -13,7 +13,8 @@ near the interface" (Fig. 10) into one.
 
 import numpy as np
 import pandas as pd
-import scipy.spatial
+
+from activeflow.clusters import pairs_within
 
 # Two particle diameters: wide enough to count ~10 neighbours in the dense phase, narrow enough to
 # resolve an interface.
@@ -34,11 +35,7 @@ def local_structure(x: np.ndarray, box: float, radius: float, a: float = 1.0) ->
     x = np.asarray(x, dtype=float)
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"positions must have shape (N, 2), got {x.shape}")
-    if not 0 < radius < box / 2:
-        raise ValueError(f"radius = {radius}: must be positive and below half the box ({box / 2})")
-    folded = np.mod(x, box)
-    tree = scipy.spatial.cKDTree(np.where(folded >= box, 0.0, folded), boxsize=box)
-    pairs = tree.query_pairs(radius, output_type="ndarray")
+    pairs = pairs_within(x, box, radius)
     counts = np.bincount(pairs.ravel(), minlength=len(x))
     d = x[pairs[:, 1]] - x[pairs[:, 0]]
     d -= box * np.round(d / box)

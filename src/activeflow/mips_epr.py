@@ -30,7 +30,6 @@ import xarray as xr
 
 from activeflow import io, local_density
 from activeflow.clusters import GAS, INTERIOR, SURFACE, phases
-from activeflow.local_density import LOCAL_RADIUS
 from activeflow.errors import InputFileError
 from activeflow.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore, k_nearest, nearest_search
 from activeflow.neighbours import NeighbourOverflow
@@ -71,7 +70,7 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
     membership, the phase (gas / surface / interior), the local packing fraction and the direction of
     the neighbours of each particle."""
     box, contact = float(samples.attrs["box"]), float(samples.attrs["cluster_contact"])
-    a = float(samples.attrs["a"])
+    a, radius = float(samples.attrs["a"]), local_density.LOCAL_RADIUS  # radius in units of a
     which = snapshot_indices(samples.sizes["sample"], n_snapshots)
     xs, gs = samples.x.values[which], samples.g.values[which]
     search = nearest_search(xs, box, model.n_neighbours)  # sized once for all of them: one compilation
@@ -80,7 +79,7 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
     for done, (x, g) in enumerate(zip(xs, gs), 1):
         f = particle_fields(model, x, g, box, gamma, search)
         f["phase"] = phases(x, box, contact)
-        f["local_phi"], f["towards_neighbours"] = local_density.local_structure(x, box, LOCAL_RADIUS * a, a)
+        f["local_phi"], f["towards_neighbours"] = local_density.local_structure(x, box, radius * a, a)
         for k, v in f.items():
             out.setdefault(k, []).append(v)
         log.info("snapshot %d/%d: N = %d in %.1f s", done, len(which), x.shape[0], time.perf_counter() - start)
@@ -98,9 +97,9 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
             "phase": (per, phase, {"long_name": "0 gas, 1 cluster surface, 2 cluster interior"}),
             "in_largest_cluster": (per, (phase != GAS).astype(np.int8), {"long_name": "in the largest cluster"}),
             "local_phi": (per, np.stack(out["local_phi"]),
-                          {"long_name": f"packing fraction of the other particles within {LOCAL_RADIUS:g}a"}),
+                          {"long_name": f"packing fraction of the other particles within {radius:g}a"}),
             "towards_neighbours": (vec, np.stack(out["towards_neighbours"]),
-                                   {"long_name": f"sum of x^j - x^i over the particles j within {LOCAL_RADIUS:g}a"}),
+                                   {"long_name": f"sum of x^j - x^i over the particles j within {radius:g}a"}),
             "largest_cluster_fraction": ("sample", np.mean(phase != GAS, axis=1)),
             "source_sample": ("sample", which, {"long_name": "index of the snapshot in the samples file"}),
         },

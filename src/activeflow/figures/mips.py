@@ -9,12 +9,13 @@ Fig. 8: one row, (A) the largest cluster against the rest, (B) |v_g^i|², (C) �
 its own colour bar (one system, as for the trap), and (D) their means in bins of the local packing
 fraction over all the file's snapshots (`local_density.py`), in units of γ² and γ. Figs. 9, 11, 19-21:
 one column per N or per φ (increasing), rows |v_g^i|² and ∇_{g^i}·v_g^i; every box is rescaled to the
-unit square (positions / L, radius a / L), so boxes of different sizes fill panels of one size, and each row shares one colour
-scale (99th percentile of all its panels): the point is how the EPR grows and fades across the columns,
-which per-panel scales would hide. Fig. 10: arrows of v_g^i and of g^i from the centres of grey disks on
-a dark background (the long, bright arrows stand out; the short, dark ones fade, and none is drawn for a
-zero vector), each panel scaled so that an arrow at the top of its colour bar (99th percentile of the
-lengths) is two particle diameters long; a median |g^i| (unit Gaussian g) is then about 0.8 diameter.
+unit square (positions / L, radius a / L), so boxes of different sizes fill panels of one size, and each
+row shares one colour scale (99th percentile of all its panels): the point is how the EPR grows and
+fades across the columns, which per-panel scales would hide. Fig. 10: arrows of v_g^i and of g^i from
+the centres of grey disks on a dark background (the long, bright arrows stand out; the short, dark ones
+fade, and none is drawn for a zero vector), each panel scaled so that an arrow at the top of its colour
+bar (99th percentile of the lengths) is two particle diameters long; a median |g^i| (unit Gaussian g) is
+then about 0.8 diameter.
 """
 
 from collections.abc import Sequence
