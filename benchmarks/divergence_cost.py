@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from activeflow import train
+from activeflow.models import registry
+from activeflow.training import score_matching, trainer
 
 NETWORK = dict(kind="transformer", embed_dim=256, n_layers=4, n_heads=4, mlp_width=256, mlp_depth=2,
                boltzmann_shift=True)
@@ -30,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     params = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.3, gamma=0.1, eps=0.1, trap=0.05,
                   n_particles=args.particles, dim=2)
-    model = train.build_model(train.model_spec("trap", params, NETWORK), jax.random.key(0))
+    model = registry.build_model(registry.model_spec("trap", params, NETWORK), jax.random.key(0))
     x, g = model.system.initial_state(jax.random.key(1), args.batch)
     optimizer = optax.adam(1e-4)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
@@ -46,8 +47,11 @@ def main() -> None:
     print(f"forward pass:                  {t_forward:9.4f} s")
     times = {}
     for divergence in ("stochastic", "exact"):
-        step = train.make_train_step(optimizer, 1.0, 1.0, 0.999, divergence, args.probes)
-        run = lambda: step(model, opt_state, ema, jnp.float32(0), x, g, index, jax.random.key(2))  # noqa: E731
+        loss = score_matching.score_loss(1.0, 1.0, divergence, args.probes)
+        step = trainer.compiled_step(loss, optimizer, 0.999)
+        batch = (x[index], g[index], jax.random.key(2))
+        health = trainer.initial_health(loss, model, batch)
+        run = lambda: step(model, opt_state, ema, jnp.float32(0), batch, health)  # noqa: E731
         jax.block_until_ready(run())  # compile
         start = time.perf_counter()
         for _ in range(args.repeats):

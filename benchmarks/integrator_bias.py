@@ -11,8 +11,8 @@ Run: .venv/bin/python benchmarks/integrator_bias.py
 import numpy as np
 import scipy.linalg
 
-from activeflow.linear import active_work_epr, drift_matrix, exact, scheme_covariance, stein_epr
-from activeflow.systems import Linear
+from activeflow.physics.linear import active_work_epr, drift_matrix, exact, scheme_covariance, stein_epr
+from activeflow.physics.systems import Linear
 
 
 def paper_euler_maruyama_covariance(system: Linear, dt: float) -> np.ndarray:

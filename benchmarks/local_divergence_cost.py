@@ -39,10 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from activeflow.local_transformer import (
-    DEFAULT_CHUNK, DIVERGENCE_CHUNK, LocalTransformerScore, k_nearest, nearest_search,
-)
-from activeflow.precision import full_precision
+from activeflow.models.local_transformer import DEFAULT_CHUNK, DIVERGENCE_CHUNK, LocalTransformerScore
+from activeflow.numerics.precision import full_precision
+from activeflow.physics.neighbours import k_nearest, nearest_search
 
 
 def mips_like_snapshot(n: int, phi: float, seed: int, cluster_fraction: float = 0.55):

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from local_divergence_cost import mips_like_snapshot
 
-from activeflow.local_transformer import LocalTransformerScore, k_nearest, nearest_search
+from activeflow.models.local_transformer import LocalTransformerScore
+from activeflow.physics.neighbours import k_nearest, nearest_search
 
 
 def main() -> None:

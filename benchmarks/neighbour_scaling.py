@@ -9,7 +9,7 @@ size relative to the smallest. float32, as the workflow runs.
 
 The cost of a step is the force over the list's M columns, so it scales with M. Ours is shown twice:
 with the system's default capacities (sized for a packing fraction up to 1) and "fitted" as jax-md
-sizes its list (1.25 × the occupancy of the start), which is what `mips.simulate` runs (it grows the
+sizes its list (1.25 × the occupancy of the start), which is what `integrators.simulate` runs (it grows the
 list when a forming cluster overflows it, and from 4096 particles on keeps it sliced: rows sorted by
 neighbour count, each slice padded to its own width). The force kernel sums pairs column-major (one
 column per particle); jax-md's (N, M) list is fed to it in two ways, both timed and the faster kept
@@ -34,9 +34,10 @@ import types
 import jax
 import jax.numpy as jnp
 
-from activeflow import mips
-from activeflow.neighbours import NeighbourList
-from activeflow.simulate import ou_step
+from activeflow.numerics import integrators
+from activeflow.numerics.integrators import ou_step
+from activeflow.physics import mips
+from activeflow.physics.neighbours import NeighbourList
 
 PAPER = dict(mu=1.0, v0=0.025, gamma=1e-4, eps=0.0, k=1.0, a=1.0, beta=7.5, phi=0.5)
 
@@ -73,10 +74,10 @@ def ours(system, x, g, dt, steps, skin, fit):
     """Our simulation with the default (fit=False) or fitted list: the run and its search."""
     search = system.neighbour_search(skin)
     neighbours = jax.jit(search.build)(x)
-    if fit:  # as `mips.simulate` does (and as jax-md sizes its list): 1.25 x the occupancy of the start
+    if fit:  # as `integrators.simulate` does (and as jax-md sizes its list): 1.25 x the occupancy of the start
         search = search.fitted(neighbours)
         neighbours = jax.jit(search.build)(x)
-    return (lambda: mips.advance(system, search, jax.random.key(1), x, g, neighbours, dt, steps)), search
+    return (lambda: integrators.advance_mips(system, search, jax.random.key(1), x, g, neighbours, dt, steps)), search
 
 
 def as_dense_list(indices, y, columns=None):
@@ -140,7 +141,7 @@ def main() -> None:
         system = mips.MIPS(**PAPER, n_particles=n)
         x, g = (s[0] for s in system.initial_state(jax.random.key(0), 1))
         # Relax the overlaps of the random start so that both runs see a typical state.
-        x, g, _ = mips.simulate(system, jax.random.key(2), x, g, args.dt, args.relax, skin=args.skin,
+        x, g, _ = integrators.simulate_mips(system, jax.random.key(2), x, g, args.dt, args.relax, skin=args.skin,
                                 chunk=args.relax)
         default, search = ours(system, x, g, args.dt, args.steps, args.skin, fit=False)
         fit, fitted = ours(system, x, g, args.dt, args.steps, args.skin, fit=True)

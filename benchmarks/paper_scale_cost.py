@@ -26,11 +26,14 @@ import jax.numpy as jnp
 import yaml
 from local_divergence_cost import timed
 
-from activeflow import denoising, mips, mips_epr, simulate, train
-from activeflow.local_transformer import nearest_search
-from activeflow.mips_dataset import make_mips
-from activeflow.simulate import n_steps_for
-from activeflow.systems import make_system
+from activeflow.analysis import mips_fields
+from activeflow.models import registry
+from activeflow.numerics import integrators
+from activeflow.numerics.integrators import n_steps_for
+from activeflow.numerics.mips_sampling import make_mips
+from activeflow.physics.neighbours import nearest_search
+from activeflow.physics.systems import make_system
+from activeflow.training import denoising, score_matching, trainer
 
 STAGES = ("simulate", "train_score", "simulate_mips", "simulate_transfer", "train_denoising", "mips_fields")
 
@@ -59,24 +62,26 @@ def experiment_rows(cfg: dict, stages: set, args):
             timed = min(n_rep, args.max_replicas)
             x, g = system.initial_state(jax.random.key(0), timed)
             steps = 20
-            t = best_time(lambda: simulate.advance(system, jax.random.key(1), x, g, dt, steps,  # noqa: B023
+            t = best_time(lambda: integrators.advance(system, jax.random.key(1), x, g, dt, steps,  # noqa: B023
                                                    sim["integrator"]), args.repeats) / steps * n_rep / timed
             units = n_steps_for(float(sim["t_burn_in"]), dt) + (int(sim["n_snapshots"]) - 1) * n_steps_for(
                 float(sim["t_between"]), dt)
             yield f"simulate ({name})", f"step of {n_rep:,} replicas (timed {timed:,})", t, units, jobs
         if "train_score" in stages:
             tr = exp["training"]
-            model = train.build_model(train.model_spec(exp["system"], params, exp["network"]), jax.random.key(0))
-            optimizer, _ = train.make_optimizer(tr)
+            model = registry.build_model(registry.model_spec(exp["system"], params, exp["network"]), jax.random.key(0))
+            optimizer, _ = trainer.make_optimizer(tr)
             state = eqx.filter(model, eqx.is_inexact_array)
             opt_state = optimizer.init(state)
             batch = int(tr["batch_size"])
             x, g = model.system.initial_state(jax.random.key(1), batch)
-            step = train.make_train_step(optimizer, float(tr["lambda_sm"]), float(tr["lambda_fpe"]),
-                                         float(tr["ema_decay"]), tr["divergence"], int(tr["n_probes"]))
-            index = jnp.arange(batch)
-            t = best_time(lambda: step(model, opt_state, state, jnp.float32(0), x, g, index,  # noqa: B023
-                                       jax.random.key(2)), args.repeats)
+            loss = score_matching.score_loss(float(tr["lambda_sm"]), float(tr["lambda_fpe"]), tr["divergence"],
+                                             int(tr["n_probes"]))
+            step = trainer.compiled_step(loss, optimizer, float(tr["ema_decay"]))
+            data = (x, g, jax.random.key(2))
+            health = trainer.initial_health(loss, model, data)
+            t = best_time(lambda: step(model, opt_state, state, jnp.float32(0), data, health),  # noqa: B023
+                          args.repeats)
             yield (f"train_score ({name})", f"step, batch {batch}, {tr['divergence']} divergence", t,
                    int(tr["steps"]), jobs)
 
@@ -90,10 +95,10 @@ def mips_rows(cfg: dict, stages: set, args):
     for n in sizes:  # a relaxed φ = 0.5 state of each size, and the cost of one step from it
         system = make_mips(m["parameters"], sim, n, 0.5)
         x, g = (s[0] for s in system.initial_state(jax.random.key(0), 1))
-        x, g, search = mips.simulate(system, jax.random.key(1), x, g, dt, 200, skin=skin, chunk=200)
+        x, g, search = integrators.simulate_mips(system, jax.random.key(1), x, g, dt, 200, skin=skin, chunk=200)
         neighbours = eqx.filter_jit(search.build)(x)
         steps = 100
-        t = best_time(lambda: mips.advance(system, search, jax.random.key(2), x, g, neighbours, dt,  # noqa: B023
+        t = best_time(lambda: integrators.advance_mips(system, search, jax.random.key(2), x, g, neighbours, dt,  # noqa: B023
                                            steps), args.repeats) / steps
         states[n] = (system, x, g, t)
 
@@ -112,25 +117,27 @@ def mips_rows(cfg: dict, stages: set, args):
     if not stages & {"train_denoising", "mips_fields"}:
         return
     system, x, g, _ = states[n0]
-    model = denoising.build_local_model(denoising.model_spec(m["parameters"], m["network"]), jax.random.key(3))
+    model = registry.build_model(registry.model_spec("mips", m["parameters"], m["network"]), jax.random.key(3))
     if "train_denoising" in stages:
         tr = m["training"]
         search = nearest_search(x, system.box, model.n_neighbours)
-        optimizer, _ = train.make_optimizer(tr)
+        optimizer, _ = trainer.make_optimizer(tr)
         state = eqx.filter(model, eqx.is_inexact_array)
         opt_state = optimizer.init(state)
-        step = denoising.make_denoising_step(optimizer, search, system.box, float(tr["sigma"]), float(tr["ema_decay"]),
-                                             bool(tr["augment"]), bool(tr["antithetic"]))
+        loss = denoising.denoising_batch_loss(search, system.box, float(tr["sigma"]), bool(tr["augment"]),
+                                              bool(tr["antithetic"]))
+        step = trainer.compiled_step(loss, optimizer, float(tr["ema_decay"]))
         batch = int(tr["batch_size"])
-        t = best_time(lambda: step(model, opt_state, state, jnp.asarray(0), x[None], g[None], batch,
-                                   jax.random.key(4)), args.repeats)
+        data = (x[None], g[None], batch, jnp.asarray(0), jax.random.key(4))
+        health = trainer.initial_health(loss, model, data)
+        t = best_time(lambda: step(model, opt_state, state, jnp.float32(0), data, health), args.repeats)
         yield "train_denoising", f"step, batch {batch} particles", t, int(tr["steps"]), 1
     if "mips_fields" in stages:
         n_snap = int(m["evaluation"]["n_snapshots"])
         for n in transfer["n_particles"]:
             system, xn, gn, _ = states[n]
             search = nearest_search(xn, system.box, model.n_neighbours)
-            t = best_time(lambda: mips_epr.particle_fields(model, xn, gn, system.box, system.gamma,  # noqa: B023
+            t = best_time(lambda: mips_fields.particle_fields(model, xn, gn, system.box, system.gamma,  # noqa: B023
                                                            search=search), args.repeats)  # as the stage does
             jobs = len(transfer["phi"]) + (1 if n == n0 else 0)
             yield f"mips_fields (N = {n})", f"fields of one snapshot, N = {n}", t, n_snap, jobs

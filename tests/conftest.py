@@ -5,7 +5,7 @@ import pytest
 # Closed-form comparisons need double precision; the workflow itself runs in float32 (subprocesses).
 jax.config.update("jax_enable_x64", True)
 
-from activeflow.systems import Linear, Ring  # noqa: E402
+from activeflow.physics.systems import Linear, Ring
 
 RING_PAPER = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.25, gamma=0.1, eps=0.1, length=16.0)
 

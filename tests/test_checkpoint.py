@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from activeflow import checkpoint, io, simulate, train
+from activeflow import io
 from activeflow.errors import InputFileError
+from activeflow.io import samples
+from activeflow.models import registry
 from activeflow.seeding import derive_key
+from activeflow.training import checkpoint, score_matching
 
 PARAMS = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.25, gamma=0.1, eps=0.1, L=16.0)
 NETWORK = dict(kind="mlp", width=16, depth=2, periodic=True, boltzmann_shift=False)
@@ -30,9 +33,10 @@ TRAINING = dict(
 
 DRIVER = """
 import json, sys
-from activeflow import logs, train
+from activeflow import logs
+from activeflow.stages import train_score
 logs.to_file(None)
-logs.run_stage(train.run, **json.loads(sys.argv[1]))
+logs.run_stage(train_score.run, **json.loads(sys.argv[1]))
 """
 
 
@@ -44,7 +48,7 @@ def write_samples(path: Path, n: int = 512, seed: int = 0, g_spike: tuple[int, f
     )
     if g_spike is not None:
         s["g"][g_spike[0]] = g_spike[1]
-    io.write_netcdf(simulate.samples_dataset(s), path, dict(stage="simulate", system="ring", parameters=PARAMS))
+    io.write_netcdf(samples.samples_dataset(s), path, dict(stage="simulate", system="ring", parameters=PARAMS))
 
 
 def run_args(tmp: Path, name: str, training: dict = TRAINING, samples: str = "samples.nc") -> dict:
@@ -101,8 +105,8 @@ def test_divergence_keeps_the_last_good_checkpoint_and_writes_no_model(tmp_path)
     # put it in the 6th batch of the first epoch, so checkpoints at steps 2 and 4 come before.
     args = run_args(tmp_path, "m", training=dict(TRAINING, checkpoint_every=2))
     key = derive_key(7, "ring", "train", "data")
-    kperm, _ = train.epoch_keys(key)
-    spike = int(train.data_order(kperm, 0, 512)[5 * 64])
+    kperm, _ = score_matching.epoch_keys(key)
+    spike = int(score_matching.data_order(kperm, 0, 512)[5 * 64])
     write_samples(tmp_path / "samples.nc", g_spike=(spike, 1e30))
     proc = start(args)
     err = finish(proc)
@@ -120,14 +124,14 @@ def test_divergence_keeps_the_last_good_checkpoint_and_writes_no_model(tmp_path)
 
 
 def _fit(tmp_path, training, caplog):
-    spec = train.model_spec("ring", PARAMS, NETWORK)
-    model = train.build_model(spec, jax.random.key(0))
+    spec = registry.model_spec("ring", PARAMS, NETWORK)
+    model = registry.build_model(spec, jax.random.key(0))
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.uniform(-8, 8, (128, 1, 1)))
     g = jnp.asarray(rng.normal(size=(128, 1, 1)))
     caplog.clear()
     with caplog.at_level("INFO", logger="activeflow"):
-        return train.fit(model, x, g, training, 1e-3, jax.random.key(1), checkpoint_path=tmp_path / "c.ckpt")
+        return score_matching.fit(model, x, g, training, 1e-3, jax.random.key(1), checkpoint_path=tmp_path / "c.ckpt")
 
 
 SMALL = dict(TRAINING, steps=12, checkpoint_every=5, log_every=4)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from activeflow.clusters import cluster_labels, largest_cluster_fraction
+from activeflow.numerics.clusters import cluster_labels, largest_cluster_fraction
 
 
 def test_chains_by_hand():

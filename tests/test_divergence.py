@@ -7,8 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from activeflow.divergence import score_and_divergence
-from activeflow.networks import MLPScore, ScoreModel
+from activeflow.models.mlp import MLPScore
+from activeflow.models.score_model import ScoreModel
+from activeflow.numerics.divergence import score_and_divergence
 
 
 def _block_traces(fn, x, g, which):
@@ -73,7 +74,7 @@ def test_soft_disk_ring_model_divergence(ring):
 
 
 def test_transformer_divergence_per_particle(rng):
-    from activeflow.transformer import TransformerScore
+    from activeflow.models.transformer import TransformerScore
 
     net = TransformerScore(dim=2, embed_dim=16, n_layers=2, n_heads=2, mlp_width=16, mlp_depth=2, key=jax.random.key(5))
     x, g = (jnp.asarray(a) for a in rng.normal(scale=1.5, size=(2, 5, 2)))
@@ -81,8 +82,8 @@ def test_transformer_divergence_per_particle(rng):
 
 
 def test_boltzmann_shifted_transformer_on_the_trap(rng):
-    from activeflow.systems import Trap
-    from activeflow.transformer import TransformerScore
+    from activeflow.models.transformer import TransformerScore
+    from activeflow.physics.systems import Trap
 
     trap = Trap(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.3, gamma=0.1, eps=0.1, trap=0.05, n_particles=5, dim=2)
     net = TransformerScore(dim=2, embed_dim=16, n_layers=1, n_heads=4, mlp_width=8, mlp_depth=1, key=jax.random.key(6))

@@ -132,10 +132,9 @@ def test_rule_envs_hold_what_their_scripts_import(env):
         if Path(directive(block, "conda")).name == env:
             script = (RULES / directive(block, "script")).read_text()
             for package, names in re.findall(r"^from (activeflow[\w.]*) import (.+)$", script, re.M):
-                if package == "activeflow":  # from activeflow import a, b: submodules
-                    modules |= {f"activeflow.{n.strip()}" for n in names.split(",")}
-                else:
-                    modules.add(package)
+                for name in (n.strip() for n in names.split(",")):  # a submodule, or a name of the package
+                    module = f"{package}.{name}"
+                    modules.add(module if (ROOT / "src" / f"{module.replace('.', '/')}.py").exists() else package)
     code = IMPORTS_OF.format(src=str(ROOT / "src"), modules=sorted(modules))
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                            check=True, timeout=300).stdout))

@@ -12,16 +12,18 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from activeflow import io, logs, train
-
+from activeflow import io, logs
+from activeflow.io import samples
+from activeflow.models import registry
+from activeflow.stages import compute_epr, train_score
 
 NETWORK = dict(kind="mlp", width=8, depth=2, periodic=True, boltzmann_shift=True)
 PARAMS = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.25, gamma=0.1, eps=0.1, L=16.0)
 
 
 def test_model_round_trip(tmp_path):
-    spec = train.model_spec("ring", PARAMS, NETWORK)
-    model = train.build_model(spec, jax.random.key(7))
+    spec = registry.model_spec("ring", PARAMS, NETWORK)
+    model = registry.build_model(spec, jax.random.key(7))
     io.save_model(model, spec, tmp_path / "m.eqx", tmp_path / "m.json")
     loaded, spec2 = io.load_model(tmp_path / "m.eqx", tmp_path / "m.json")
     assert spec2 == json.loads(json.dumps(spec))
@@ -32,9 +34,9 @@ def test_model_round_trip(tmp_path):
 
 
 def test_model_with_wrong_spec_is_named(tmp_path):
-    spec = train.model_spec("ring", PARAMS, NETWORK)
-    io.save_model(train.build_model(spec, None), spec, tmp_path / "m.eqx", tmp_path / "m.json")
-    other = train.model_spec("ring", PARAMS, dict(NETWORK, width=16))
+    spec = registry.model_spec("ring", PARAMS, NETWORK)
+    io.save_model(registry.build_model(spec, None), spec, tmp_path / "m.eqx", tmp_path / "m.json")
+    other = registry.model_spec("ring", PARAMS, dict(NETWORK, width=16))
     (tmp_path / "other.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="m.eqx: weights are truncated or do not match"):
         io.load_model(tmp_path / "m.eqx", tmp_path / "other.json")
@@ -75,13 +77,12 @@ TRAINING = dict(
 
 
 def _samples(path, n=16, parameters=PARAMS, shape=(1, 1), stage="simulate", nan=False):
-    from activeflow import simulate
 
     rng = np.random.default_rng(0)
     s = dict(x=rng.uniform(-8, 8, (n, *shape)), g=rng.normal(size=(n, *shape)), replica=np.arange(n), time=np.zeros(n))
     if nan:
         s["x"][3, 0, 0] = np.nan
-    io.write_netcdf(simulate.samples_dataset(s), path, dict(stage=stage, system="ring", parameters=parameters))
+    io.write_netcdf(samples.samples_dataset(s), path, dict(stage=stage, system="ring", parameters=parameters))
 
 
 def _truncate(path):
@@ -89,21 +90,20 @@ def _truncate(path):
 
 
 def _model(tmp, network=NETWORK):
-    spec = train.model_spec("ring", PARAMS, network)
-    io.save_model(train.build_model(spec, jax.random.key(0)), spec, tmp / "model.eqx", tmp / "model.json")
+    spec = registry.model_spec("ring", PARAMS, network)
+    io.save_model(registry.build_model(spec, jax.random.key(0)), spec, tmp / "model.eqx", tmp / "model.json")
 
 
 def _train(tmp):
-    return dict(stage=train.run, system_kind="ring", parameters=PARAMS, network=NETWORK, training=TRAINING, dt=1e-3, integrator="leimkuhler_matthews",
+    return dict(stage=train_score.run, system_kind="ring", parameters=PARAMS, network=NETWORK, training=TRAINING, dt=1e-3, integrator="leimkuhler_matthews",
                 seed=1, experiment="ring", samples_path=str(tmp / "samples.nc"), model_path=str(tmp / "out.eqx"),
                 spec_path=str(tmp / "out.json"), csv_path=str(tmp / "out.csv"))
 
 
 def _compute_epr(tmp):
-    from activeflow import epr
 
     _samples(tmp / "heldout.nc")
-    return dict(stage=epr.run, model_path=str(tmp / "model.eqx"), spec_path=str(tmp / "model.json"),
+    return dict(stage=compute_epr.run, model_path=str(tmp / "model.eqx"), spec_path=str(tmp / "model.json"),
                 samples_path=str(tmp / "heldout.nc"), epr_path=str(tmp / "e.nc"), summary_path=str(tmp / "e.csv"),
                 expected=dict(system="ring", parameters=PARAMS, network=NETWORK))
 
@@ -148,9 +148,8 @@ def test_bad_input_file_is_named_without_a_traceback(tmp_path, caplog, make, sta
 
 
 def test_samples_without_provenance_are_used_with_a_warning(tmp_path, caplog):
-    from activeflow import simulate
 
-    ds = simulate.samples_dataset(dict(x=np.zeros((4, 1, 1)), g=np.zeros((4, 1, 1)), replica=np.arange(4), time=np.zeros(4)))
+    ds = samples.samples_dataset(dict(x=np.zeros((4, 1, 1)), g=np.zeros((4, 1, 1)), replica=np.arange(4), time=np.zeros(4)))
     with caplog.at_level("WARNING", logger="activeflow"):
         io.check_samples(ds, "s.nc", "ring", PARAMS, (1, 1))
     assert "s.nc has no provenance" in caplog.text

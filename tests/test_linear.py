@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow import simulate
-from activeflow.linear import active_work_epr, exact, scheme_covariance, stein_epr
-from activeflow.epr import epr_dataset
-from activeflow.flow import flow_fields
-from activeflow.losses import composite_loss
-from activeflow.systems import Linear
+from activeflow.analysis.epr import epr_dataset
+from activeflow.numerics import integrators, sampling
+from activeflow.numerics.flow import flow_fields
+from activeflow.physics.linear import active_work_epr, exact, scheme_covariance, stein_epr
+from activeflow.physics.systems import Linear
+from activeflow.training.losses import composite_loss
 
 
 def test_lyapunov_solution(linear):
@@ -83,7 +83,7 @@ def _covariance_standard_error(S: np.ndarray, n: int) -> np.ndarray:
 
 
 def _simulated_covariance(system, dt, integrator, n=8000, t_burn_in=8.0):
-    s = simulate.sample(system, jax.random.key(3), n, t_burn_in, 1, 1.0, dt, integrator)
+    s = sampling.sample(system, jax.random.key(3), n, t_burn_in, 1, 1.0, dt, integrator)
     r = np.concatenate([s["x"].reshape(n, -1), s["g"].reshape(n, -1)], 1)
     return np.cov(r.T)
 
@@ -91,7 +91,7 @@ def _simulated_covariance(system, dt, integrator, n=8000, t_burn_in=8.0):
 SMALL = Linear(mu=1.0, v0=0.6, gamma=1.0, eps=0.3, trap=1.0, spring=0.5, n_particles=2, dim=1)
 
 
-@pytest.mark.parametrize("integrator", simulate.INTEGRATORS)
+@pytest.mark.parametrize("integrator", integrators.INTEGRATORS)
 def test_small_step_samples_reproduce_lyapunov_covariance(integrator):
     S = exact(SMALL).covariance
     emp = _simulated_covariance(SMALL, 2e-3, integrator)
@@ -99,7 +99,7 @@ def test_small_step_samples_reproduce_lyapunov_covariance(integrator):
     assert np.all(z < 4.5), z.max()
 
 
-@pytest.mark.parametrize("integrator", simulate.INTEGRATORS)
+@pytest.mark.parametrize("integrator", integrators.INTEGRATORS)
 def test_large_step_samples_follow_the_schemes_discrete_law(integrator):
     # at Δt = 0.25 each scheme's own stationary law is visibly off the continuous one; the simulator
     # must reproduce the discrete-Lyapunov prediction for exactly the scheme it implements
@@ -108,13 +108,13 @@ def test_large_step_samples_follow_the_schemes_discrete_law(integrator):
     emp = _simulated_covariance(SMALL, dt, integrator, n=n, t_burn_in=15.0)
     z = np.abs(emp - predicted) / _covariance_standard_error(predicted, n)
     assert np.all(z < 4.5), z.max()
-    other = scheme_covariance(SMALL, dt, [i for i in simulate.INTEGRATORS if i != integrator][0])
+    other = scheme_covariance(SMALL, dt, [i for i in integrators.INTEGRATORS if i != integrator][0])
     assert np.max(np.abs(emp - other) / _covariance_standard_error(other, n)) > 6
 
 
 def test_scheme_bias_vanishes_with_the_step(linear):
     S = exact(linear).covariance
-    for integrator in simulate.INTEGRATORS:
+    for integrator in integrators.INTEGRATORS:
         errors = [np.linalg.norm(scheme_covariance(linear, dt, integrator) - S) for dt in (1e-2, 1e-3)]
         assert errors[1] < errors[0] / 8  # at least first order
     # Leimkuhler–Matthews is the more accurate of the two (the default)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from activeflow.local_density import PROFILE_EDGES, by_local_phi, local_structure, outward_cosine
+from activeflow.analysis.local_density import PROFILE_EDGES, by_local_phi, local_structure, outward_cosine
 
 
 def brute_force(x: np.ndarray, box: float, radius: float, a: float) -> tuple[np.ndarray, np.ndarray]:

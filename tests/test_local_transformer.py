@@ -13,12 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow.denoising import denoising_loss, exact_noised_gaussian_loss, fit_denoising
 from activeflow.errors import TrainingDiverged
-from activeflow.forces import minimum_image
-from activeflow.local_transformer import (
-    LocalTransformerScore, _centre_layer, _first_layer_split, fixed_tokens, k_nearest, nearest_search,
-)
+from activeflow.models.local_transformer import LocalTransformerScore, _centre_layer, _first_layer_split, fixed_tokens
+from activeflow.physics.neighbours import k_nearest, nearest_search
+from activeflow.physics.space import minimum_image
+from activeflow.training.denoising import denoising_loss, exact_noised_gaussian_loss, fit_denoising
 
 SMALL = dict(dim=2, embed_dim=16, n_layers=2, n_heads=2, mlp_width=16, mlp_depth=1)
 
@@ -284,7 +283,7 @@ def test_fit_denoising_learns_the_score_of_independent_particles(rng):
     every, key = jnp.arange(n), jax.random.key(2)
 
     def held_out_loss(model):
-        from activeflow.denoising import local_score_g
+        from activeflow.training.denoising import local_score_g
         return float(denoising_loss(local_score_g(model, search, box), x, g, every, key, sigma, True)[0])
 
     floor = exact_noised_gaussian_loss(1 / (var + sigma**2), var, sigma, dim=2)
@@ -315,7 +314,7 @@ def test_boltzmann_shift_is_the_noised_gaussian_score_in_the_loss(rng):
                                       n_neighbours=k, zero_output=True, shift=True, key=jax.random.key(0))
     search = nearest_search(x, box, k, margin=2.0)
     every = jnp.arange(n)
-    from activeflow.denoising import local_score_g
+    from activeflow.training.denoising import local_score_g
 
     def losses(s):
         reps = [float(denoising_loss(local_score_g(net, search, box, s), x, g, every, jax.random.key(r), sigma,
@@ -331,7 +330,7 @@ def test_boltzmann_shift_is_the_noised_gaussian_score_in_the_loss(rng):
 
 
 def test_square_symmetries_form_the_group_and_preserve_periodic_distances(rng):
-    from activeflow.denoising import SQUARE_SYMMETRIES, square_symmetry
+    from activeflow.training.denoising import SQUARE_SYMMETRIES, square_symmetry
 
     mats = np.asarray(SQUARE_SYMMETRIES, float)
     assert len({m.tobytes() for m in mats}) == 8

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow.maps import bin_edges, binned_mean, phase_space_map
+from activeflow.analysis.maps import bin_edges, binned_mean, phase_space_map
 
 
 def test_bin_centres_are_midpoints():

@@ -8,10 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow import mips, neighbours
-from activeflow.forces import minimum_image, soft_disk_cutoff, soft_disk_force, soft_disk_force_divergence
-from activeflow.neighbours import NeighbourOverflow
-from activeflow.simulate import ou_step
+from activeflow.numerics import integrators
+from activeflow.numerics.integrators import ou_step
+from activeflow.physics import mips, neighbours
+from activeflow.physics.forces import soft_disk_cutoff, soft_disk_force, soft_disk_force_divergence
+from activeflow.physics.neighbours import NeighbourOverflow
+from activeflow.physics.space import minimum_image
 
 PAPER = dict(mu=1.0, v0=0.025, gamma=1e-4, eps=0.0, k=1.0, a=1.0, beta=7.5, phi=0.5)
 
@@ -94,7 +96,7 @@ def test_refuses_a_box_smaller_than_twice_the_cutoff():
 
 
 def reference_trajectory(system, key, x, g, dt, n_steps):
-    """The same scheme and random numbers as `mips.advance`, with dense all-pairs forces."""
+    """The same scheme and random numbers as `integrators.advance_mips`, with dense all-pairs forces."""
 
     def body(carry, k):
         x, g = carry
@@ -122,7 +124,7 @@ def test_simulation_follows_dense_force_integrator_through_rebuilds(sliced):
                                      max_neighbours=search.max_neighbours + 2)
     nl = jax.jit(search.build)(x)
     key = jax.random.key(2)
-    x1, g1, nl1 = mips.advance(system, search, key, x, g, nl, 0.05, 60)
+    x1, g1, nl1 = integrators.advance_mips(system, search, key, x, g, nl, 0.05, 60)
     search.check(nl1)
     assert int(nl1.n_builds) >= 4
     xr, gr = reference_trajectory(system, key, x, g, 0.05, 60)
@@ -135,16 +137,16 @@ def test_simulate_grows_capacities_on_overflow_or_raises():
     x, g = (s[0] for s in system.initial_state(jax.random.key(1), 1))
     key = jax.random.key(5)
     tight = dataclasses.replace(system.neighbour_search(0.5), cell_capacity=2, max_neighbours=3)
-    xt, gt, grown = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=tight)
+    xt, gt, grown = integrators.simulate_mips(system, key, x, g, 0.05, 40, chunk=20, search=tight)
     assert grown.cell_capacity > 2 and grown.max_neighbours > 3
     # the same run with the grown capacities from the start
-    xa, ga, same = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=grown)
+    xa, ga, same = integrators.simulate_mips(system, key, x, g, 0.05, 40, chunk=20, search=grown)
     assert same == grown
     # neighbour rows are in the same order, so the sums, hence the trajectories, agree to the last bits
     np.testing.assert_allclose(xt, xa, atol=1e-12)
     np.testing.assert_array_equal(gt, ga)
     with pytest.raises(NeighbourOverflow, match="cell_capacity=2"):
-        mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=tight, grow=False)
+        integrators.simulate_mips(system, key, x, g, 0.05, 40, chunk=20, search=tight, grow=False)
 
 
 # ---- the sliced list (rows sorted by neighbour count, cut into slices of their own width) ------------
@@ -187,21 +189,30 @@ def test_slice_overflow_is_named_grown_and_rerun():
     with pytest.raises(NeighbourOverflow, match=r"slice_widths=\[1, 1, "):
         tight.check(nl)
     key = jax.random.key(5)
-    xt, gt, grown = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=tight)
+    xt, gt, grown = integrators.simulate_mips(system, key, x, g, 0.05, 40, chunk=20, search=tight)
     assert min(grown.slice_widths[:2]) > 1 and grown.max_neighbours >= search.max_neighbours
-    xa, ga, same = mips.simulate(system, key, x, g, 0.05, 40, chunk=20, search=grown)
+    xa, ga, same = integrators.simulate_mips(system, key, x, g, 0.05, 40, chunk=20, search=grown)
     assert same == grown
     np.testing.assert_allclose(xt, xa, atol=1e-12)
 
 
-def test_fitted_slices_the_list_from_sliced_from_particles_on_a_cpu(monkeypatch):
+def test_the_blocked_layout_slices_the_list_from_sliced_from_particles(monkeypatch):
     system = mips.MIPS(**PAPER, n_particles=100)
     x = system.initial_positions(jax.random.key(0), 1)[0]
-    search = system.neighbour_search(0.5)
-    nl = jax.jit(search.build)(x)
-    assert search.fitted(nl).slice_widths == ()
+    blocked = dataclasses.replace(system.neighbour_search(0.5), layout="blocked")
+    nl = jax.jit(blocked.build)(x)
+    assert nl.pair_block == neighbours.PAIR_BLOCK
+    assert blocked.fitted(nl).slice_widths == ()
     monkeypatch.setattr(neighbours, "SLICED_FROM", 100)
+    assert len(blocked.fitted(nl).slice_widths) == neighbours.SLICES
+    whole = dataclasses.replace(blocked, layout="whole")  # one pass, unsliced: faster on a GPU
+    assert whole.fitted(nl).slice_widths == () and jax.jit(whole.build)(x).pair_block is None
+
+
+def test_the_default_layout_follows_the_backend_and_a_wrong_one_is_named(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert len(search.fitted(nl).slice_widths) == neighbours.SLICES
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # slower there (benchmarks/neighbour_scaling.py)
-    assert search.fitted(nl).slice_widths == ()
+    assert mips.MIPS(**PAPER, n_particles=100).neighbour_search().layout == "blocked"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert mips.MIPS(**PAPER, n_particles=100).neighbour_search().layout == "whole"
+    with pytest.raises(ValueError, match="layout='dense'; allowed"):
+        neighbours.NeighbourSearch(box=10.0, cutoff=1.0, skin=0.0, cell_capacity=4, max_neighbours=4, layout="dense")

@@ -7,8 +7,9 @@ import pytest
 import xarray as xr
 
 from activeflow import figures
+from activeflow.analysis.local_density import by_local_phi, local_structure
 from activeflow.figures import mips
-from activeflow.local_density import by_local_phi, local_structure
+from activeflow.stages import figure
 
 GAMMA, V0, A = 1e-4, 0.025, 1.0
 
@@ -91,7 +92,7 @@ def test_registry():
 
 def draw(name, inputs, arguments, tmp_path, formats=("png",)):
     outputs = [str(tmp_path / f"{name}.{ext}") for ext in formats]
-    figures.run(name, {"fields": inputs}, outputs, {"dpi": 60, "arguments": arguments})
+    figure.run(name, {"fields": inputs}, outputs, {"dpi": 60, "arguments": arguments})
     for path in outputs:
         with open(path, "rb") as f:
             assert len(f.read()) > 5000, path

@@ -10,10 +10,18 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from activeflow import denoising, io, mips_dataset, mips_epr
-from activeflow.clusters import GAS, INTERIOR, SURFACE, largest_cluster_fraction, phases
+from activeflow import io
+from activeflow.io import samples
+from activeflow.analysis import mips_fields
+from activeflow.analysis.local_density import local_structure, outward_cosine
 from activeflow.errors import InputFileError
-from activeflow.local_density import local_structure, outward_cosine
+from activeflow.models import registry
+from activeflow.numerics import mips_sampling
+from activeflow.numerics.clusters import GAS, INTERIOR, SURFACE, largest_cluster_fraction, phases
+from activeflow.physics import neighbours
+from activeflow.stages import mips_fields as mips_fields_stage
+from activeflow.stages import mips_summary, simulate_mips, train_denoising
+from activeflow.training import denoising
 
 PARAMETERS = dict(a=1.0, k=1.0, beta=7.5, mu=1.0, v0=0.05, gamma=1e-2, eps=0.0, phi=0.5, n_particles=64)
 SIMULATION = dict(dt=0.1, force_tolerance=1e-6, skin=0.5, n_runs=2, t_equilibrate=3.0, n_snapshots=2,
@@ -42,25 +50,27 @@ def test_phases_of_a_hexagonal_patch_in_a_dilute_gas():
 
 
 def test_runs_are_reproducible_folded_and_logged(caplog):
-    system = mips_dataset.make_mips(PARAMETERS, SIMULATION)
+    system = mips_sampling.make_mips(PARAMETERS, SIMULATION)
     with caplog.at_level("INFO"):
-        a = mips_dataset.simulate_runs(system, jax.random.key(3), SIMULATION, "test")
-    b = mips_dataset.simulate_runs(system, jax.random.key(3), SIMULATION, "test")
-    xr.testing.assert_identical(a, b)
+        runs = mips_sampling.simulate_runs(system, jax.random.key(3), SIMULATION, "test")
+    again = mips_sampling.simulate_runs(system, jax.random.key(3), SIMULATION, "test")
+    for name in runs:
+        np.testing.assert_array_equal(runs[name], again[name])
+    a = samples.mips_samples_dataset(runs, {})
     assert a.x.shape == (4, 64, 2) and list(a.run.values) == [0, 0, 1, 1]
     np.testing.assert_allclose(a.time.values, [3.0, 4.0, 3.0, 4.0])
     assert not np.allclose(a.x.values[0], a.x.values[2])  # the runs are independent
     assert np.all(np.abs(a.x.values) <= system.box / 2)
     for s in range(4):
         assert a.largest_cluster_fraction.values[s] == largest_cluster_fraction(a.x.values[s], system.box, 2.2)
-    assert a.equilibration_cluster_fraction.shape == (2, mips_dataset.CLUSTER_CHECKS + 1)
+    assert a.equilibration_cluster_fraction.shape == (2, mips_sampling.CLUSTER_CHECKS + 1)
     assert "largest cluster" in caplog.text
 
 
 def test_no_cluster_is_warned_about(caplog):
-    system = mips_dataset.make_mips(PARAMETERS | dict(phi=0.05, n_particles=32), SIMULATION)
+    system = mips_sampling.make_mips(PARAMETERS | dict(phi=0.05, n_particles=32), SIMULATION)
     with caplog.at_level("WARNING"):
-        mips_dataset.simulate_runs(system, jax.random.key(0), SIMULATION | dict(min_cluster_fraction=0.5, n_runs=1), "gas")
+        mips_sampling.simulate_runs(system, jax.random.key(0), SIMULATION | dict(min_cluster_fraction=0.5, n_runs=1), "gas")
     assert "no dense phase has formed" in caplog.text and "t_equilibrate" in caplog.text
 
 
@@ -72,21 +82,21 @@ def snapshot(n=48, box=12.0, seed=0):
 def test_untrained_shifted_network_is_the_equilibrium_score_and_gives_no_flow():
     """With zero output layers and the shift, s_g = −g exactly: the score of g ~ N(0, 1) at v0 = 0, so
     v_g ≡ 0 and ∇_g·v_g ≡ −γ(d − d) = 0 for every particle."""
-    model = denoising.build_local_model(denoising.model_spec(PARAMETERS, NETWORK), jax.random.key(1))
+    model = registry.build_model(registry.model_spec("mips", PARAMETERS, NETWORK), jax.random.key(1))
     x, g, box = snapshot()
-    f = mips_epr.particle_fields(model, x, g, box, gamma=0.3)
+    f = mips_fields.particle_fields(model, x, g, box, gamma=0.3)
     np.testing.assert_allclose(f["s_g"], -g, atol=1e-12)
     assert np.abs(f["v_g"]).max() < 1e-12 and np.abs(f["div_g_v_g"]).max() < 1e-12
 
 
 def test_divergence_field_equals_finite_differences():
-    spec = denoising.model_spec(PARAMETERS, NETWORK | dict(boltzmann_shift=False))
-    model = denoising.build_local_model(spec, jax.random.key(2))
+    spec = registry.model_spec("mips", PARAMETERS, NETWORK | dict(boltzmann_shift=False))
+    model = registry.build_model(spec, jax.random.key(2))
     x, g, box = snapshot(seed=1)
     gamma = 0.3
-    f = mips_epr.particle_fields(model, x, g, box, gamma)
-    search = mips_epr.nearest_search(x, box, model.n_neighbours)
-    indices, _ = mips_epr.k_nearest(search, jnp.asarray(x), model.n_neighbours)
+    f = mips_fields.particle_fields(model, x, g, box, gamma)
+    search = neighbours.nearest_search(x, box, model.n_neighbours)
+    indices, _ = neighbours.k_nearest(search, jnp.asarray(x), model.n_neighbours)
     h = 1e-5
     for i in (0, 7, 31):
         trace = 0.0
@@ -106,10 +116,10 @@ def test_divergence_field_equals_finite_differences():
 def stage_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("mips")
     paths = {k: str(d / k) for k in ("samples.nc", "transfer.nc", "model.eqx", "model.json", "training.csv")}
-    mips_dataset.run(PARAMETERS, SIMULATION, 7, paths["samples.nc"])
-    mips_dataset.run(PARAMETERS, SIMULATION | dict(n_runs=1, n_snapshots=1), 7, paths["transfer.nc"],
+    simulate_mips.run(PARAMETERS, SIMULATION, 7, paths["samples.nc"])
+    simulate_mips.run(PARAMETERS, SIMULATION | dict(n_runs=1, n_snapshots=1), 7, paths["transfer.nc"],
                      n_particles=96, phi=0.3)
-    denoising.run(PARAMETERS, NETWORK, TRAINING, 7, paths["samples.nc"], paths["model.eqx"], paths["model.json"],
+    train_denoising.run(PARAMETERS, NETWORK, TRAINING, 7, paths["samples.nc"], paths["model.eqx"], paths["model.json"],
                   paths["training.csv"])
     return d, paths
 
@@ -122,7 +132,7 @@ def test_model_round_trip_and_transfer_fields(stage_files):
     model, spec = io.load_model(p["model.eqx"], p["model.json"], EXPECTED)
     assert model.n_neighbours == 6 and spec["hyperparameters"]["shift"]
     assert list(pd.read_csv(p["training.csv"]).step) == [3, 6]
-    mips_epr.run(p["model.eqx"], p["model.json"], p["transfer.nc"], str(d / "f.nc"), str(d / "f.csv"), EXPECTED,
+    mips_fields_stage.run(p["model.eqx"], p["model.json"], p["transfer.nc"], str(d / "f.nc"), str(d / "f.csv"), EXPECTED,
                  profile_path=str(d / "profile.csv"))
     with xr.open_dataset(d / "f.nc") as f, xr.open_dataset(p["transfer.nc"]) as s:
         phi, towards = local_structure(s.x.values[0], s.attrs["box"], 4.0)
@@ -134,7 +144,7 @@ def test_model_round_trip_and_transfer_fields(stage_files):
         cosines = outward_cosine(f.v_g.values, f.towards_neighbours.values)
         assert np.all(np.abs(profile.v_g_outward.dropna()) <= 1) and np.isfinite(cosines).sum() > 0.9 * cosines.size
         assert (f.attrs["n_particles"], f.attrs["phi"]) == (96, 0.3)
-        direct = mips_epr.particle_fields(model, s.x.values[0], s.g.values[0], s.attrs["box"], PARAMETERS["gamma"])
+        direct = mips_fields.particle_fields(model, s.x.values[0], s.g.values[0], s.attrs["box"], PARAMETERS["gamma"])
         np.testing.assert_allclose(f.div_g_v_g.values[0], direct["div_g_v_g"], rtol=1e-6)
         row = pd.read_csv(d / "f.csv").iloc[0]
         fractions = [row[f"fraction_{n}"] for n in ("gas", "surface", "interior")]
@@ -147,9 +157,9 @@ def test_refusals_name_the_problem(stage_files):
     with pytest.raises(InputFileError, match=r"network.n_neighbours: 6 in the file, 8 in the config"):
         io.load_model(p["model.eqx"], p["model.json"], EXPECTED | dict(network=NETWORK | dict(n_neighbours=8)))
     other = str(d / "other.nc")
-    mips_dataset.run(PARAMETERS | dict(v0=0.2), SIMULATION | dict(n_runs=1, n_snapshots=1), 7, other)
+    simulate_mips.run(PARAMETERS | dict(v0=0.2), SIMULATION | dict(n_runs=1, n_snapshots=1), 7, other)
     with pytest.raises(InputFileError, match=r"v0: 0.2 in the file, 0.05 in the config"):
-        mips_epr.run(p["model.eqx"], p["model.json"], other, str(d / "x.nc"), str(d / "x.csv"), EXPECTED)
+        mips_fields_stage.run(p["model.eqx"], p["model.json"], other, str(d / "x.nc"), str(d / "x.csv"), EXPECTED)
     assert not (d / "x.nc").exists()
 
 
@@ -162,7 +172,7 @@ def test_summaries_are_combined_training_set_first(tmp_path):
         path.parent.mkdir(parents=True)
         pd.DataFrame([dict(n_particles=n, phi=phi, v_g_sq=1.0)]).to_csv(path, index=False)
         paths.append(str(path))
-    mips_epr.combine_summaries(paths, str(tmp_path / "all.csv"))
+    mips_summary.run(paths, str(tmp_path / "all.csv"))
     table = pd.read_csv(tmp_path / "all.csv")
     assert list(zip(table.system, table.n_particles, table.phi)) == [
         ("train", 64, 0.5), ("transfer", 64, 0.1), ("transfer", 64, 0.9), ("transfer", 128, 0.5)]
@@ -174,10 +184,10 @@ def test_denoising_resumes_from_its_checkpoint_bit_for_bit(stage_files, tmp_path
     _, p = stage_files
     ds = xr.open_dataset(p["samples.nc"])
     x, g, box = ds.x.values, ds.g.values, float(ds.attrs["box"])
-    spec = denoising.model_spec(PARAMETERS, NETWORK)
+    spec = registry.model_spec("mips", PARAMETERS, NETWORK)
     settings = dict(sigma=0.1, steps=6, batch_size=16, learning_rate=1e-3, warmup_steps=2, key=jax.random.key(4),
                     ema_decay=0.9, log_every=3, augment=True)
-    fresh = lambda: denoising.build_local_model(spec, jax.random.key(5))  # noqa: E731
+    fresh = lambda: registry.build_model(spec, jax.random.key(5))  # noqa: E731
     straight, history = denoising.fit_denoising(fresh(), x, g, box, **settings)
     ckpt = tmp_path / "d.ckpt"
     # the first run writes its checkpoint at step 3 and leaves it (only the stage removes it)
@@ -212,12 +222,12 @@ def test_denoising_learns_a_known_conditional_score_of_g():
     n, box, snapshots, sigma = 256, 40.0, 8, 0.2
 
     def direction(x):
-        d = np.asarray(mips_epr.k_nearest(mips_epr.nearest_search(x, box, 4), jnp.asarray(x), 4)[0])
+        d = np.asarray(neighbours.k_nearest(neighbours.nearest_search(x, box, 4), jnp.asarray(x), 4)[0])
         dx = x[d] - x[:, None]
         dx -= box * np.round(dx / box)
         return dx.mean(1) / 1.19
 
-    spec = denoising.model_spec(PARAMETERS | dict(n_particles=n), NETWORK | dict(n_neighbours=4, embed_dim=16))
+    spec = registry.model_spec("mips", PARAMETERS | dict(n_particles=n), NETWORK | dict(n_neighbours=4, embed_dim=16))
     xs = rng.uniform(-box / 2, box / 2, (snapshots, n, 2))
     us = np.stack([direction(x) for x in xs])
     held_x = rng.uniform(-box / 2, box / 2, (n, 2))
@@ -225,11 +235,11 @@ def test_denoising_learns_a_known_conditional_score_of_g():
     for alpha in (0.6, 0.0):
         gs = alpha * us + np.sqrt(1 - alpha**2) * rng.normal(size=us.shape)
         model, _ = denoising.fit_denoising(
-            denoising.build_local_model(spec, jax.random.key(0)), xs, gs, box, sigma=sigma, steps=800,
+            registry.build_model(spec, jax.random.key(0)), xs, gs, box, sigma=sigma, steps=800,
             batch_size=128, learning_rate=3e-3, warmup_steps=20, key=jax.random.key(1), ema_decay=0.95,
             augment=True, antithetic=True)
         g = alpha * held_u + np.sqrt(1 - alpha**2) * rng.normal(size=held_u.shape)
-        learned = mips_epr.particle_fields(model, held_x, g, box, gamma=1.0)["s_g"] + g
+        learned = mips_fields.particle_fields(model, held_x, g, box, gamma=1.0)["s_g"] + g
         if alpha > 0:
             exact = g / (1 + sigma**2) - (g - alpha * held_u) / (1 - alpha**2 + sigma**2)
             corr = np.sum(learned * exact) / np.linalg.norm(learned) / np.linalg.norm(exact)
@@ -244,11 +254,11 @@ def test_config_checks_use_the_systems_cutoff_and_box(k, beta, tol):
     """config.py (no JAX) recomputes the cut-off and the box side for its checks: they must be the
     library's, the cut-off within tolerance/k."""
     from activeflow import config as afconfig
-    from activeflow.forces import soft_disk_cutoff
+    from activeflow.physics.forces import soft_disk_cutoff
 
     p = dict(a=1.0, k=k, beta=beta)
     assert abs(afconfig.mips_cutoff(p, tol) - soft_disk_cutoff(1.0, k, beta, tol)) < tol / k
-    system = mips_dataset.make_mips(PARAMETERS | dict(k=k, beta=beta, phi=0.3, n_particles=500),
+    system = mips_sampling.make_mips(PARAMETERS | dict(k=k, beta=beta, phi=0.3, n_particles=500),
                                     SIMULATION | dict(force_tolerance=tol))
     assert afconfig.mips_box(500, 0.3, 1.0) == pytest.approx(system.box, rel=1e-12)
 
@@ -258,10 +268,10 @@ def test_score_matching_identity_is_zero_for_the_exact_score_only(stage_files):
     the stationary g ~ N(0, 1) taken alone, so the identity vanishes within its standard error; the
     same fields with s_g = −2g (a wrong score, ∇_g·s_g = −4) give E[4|g|² − 4] = 4."""
     _, p = stage_files
-    model = denoising.build_local_model(denoising.model_spec(PARAMETERS, NETWORK), jax.random.key(1))
+    model = registry.build_model(registry.model_spec("mips", PARAMETERS, NETWORK), jax.random.key(1))
     with xr.open_dataset(p["samples.nc"]) as s:
-        f = mips_epr.fields_dataset(model, s.load(), PARAMETERS["gamma"])
-    row = mips_epr.by_phase(f)
+        f = mips_fields.fields_dataset(model, s.load(), PARAMETERS["gamma"])
+    row = mips_fields.by_phase(f)
     assert abs(row["sm_identity_g"]) < 4 * row["sm_identity_g_stderr"], row
-    wrong = mips_epr.by_phase(f.assign(s_g=2 * f.s_g, div_s_g=2 * f.div_s_g))
+    wrong = mips_fields.by_phase(f.assign(s_g=2 * f.s_g, div_s_g=2 * f.div_s_g))
     assert abs(wrong["sm_identity_g"] - 4) < 4 * wrong["sm_identity_g_stderr"] + 0.5 and wrong["sm_identity_g"] > 2

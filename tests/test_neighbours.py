@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow import neighbours
-from activeflow.neighbours import NeighbourOverflow, NeighbourSearch, _compact
+from activeflow.physics import neighbours
+from activeflow.physics.neighbours import NeighbourOverflow, NeighbourSearch, _compact
 
 
 def brute_force_distances(x: np.ndarray, box: float) -> np.ndarray:

@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from activeflow import attention, flow, mips_epr
-from activeflow.precision import full_precision
+from activeflow.analysis import attention, mips_fields
+from activeflow.numerics import flow
+from activeflow.numerics.precision import full_precision
 
 
 def lowered_matmul() -> str:
@@ -22,7 +23,7 @@ def test_full_precision_reaches_the_compiled_products():
 # Where the stages (and a notebook) evaluate a network: epr.nc and the phase-space maps through
 # flow.evaluate_fields, the MIPS fields, the attention maps.
 EVALUATION = {
-    "flow.evaluate_fields": flow.evaluate_fields, "mips_epr.particle_fields": mips_epr.particle_fields,
+    "flow.evaluate_fields": flow.evaluate_fields, "mips_fields.particle_fields": mips_fields.particle_fields,
     "attention.rollout_dataset": attention.rollout_dataset,
 }
 

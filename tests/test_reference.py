@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from activeflow.accuracy import accuracy_table
-from activeflow.epr import add_score_free, epr_dataset, exact_values, summary
-from activeflow.linear import exact
-from activeflow.reference import active_work_epr, stein_epr
+from activeflow.analysis.accuracy import accuracy_table
+from activeflow.analysis.epr import add_score_free, epr_dataset, exact_values, summary
+from activeflow.analysis.reference import active_work_epr, stein_epr
+from activeflow.physics.linear import exact
 
 THRESHOLDS = dict(z_threshold=3.0, rel_tolerance=0.05, abs_tolerance=0.01)
 

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow.forces import soft_disk_force, soft_disk_force_divergence, softplus
-from activeflow.flow import flow_fields
-from activeflow.networks import MLPScore
-from activeflow.systems import Linear, Ring, Trap
+from activeflow.models.mlp import MLPScore
+from activeflow.numerics.flow import flow_fields
+from activeflow.physics.forces import soft_disk_force, soft_disk_force_divergence, softplus
+from activeflow.physics.systems import Linear, Ring, Trap
 
 
 def test_boltzmann_score_gives_zero_velocity_and_epr_at_v0_zero(ring):

@@ -8,13 +8,13 @@ import jax
 import numpy as np
 import xarray as xr
 
-from activeflow import simulate
+from activeflow.numerics import sampling
 from activeflow.seeding import derive_key
 
 
 def test_same_key_same_bits(ring):
-    a = simulate.sample(ring, derive_key(1, "ring"), 64, 0.5, 2, 0.1, 1e-2)
-    b = simulate.sample(ring, derive_key(1, "ring"), 64, 0.5, 2, 0.1, 1e-2)
+    a = sampling.sample(ring, derive_key(1, "ring"), 64, 0.5, 2, 0.1, 1e-2)
+    b = sampling.sample(ring, derive_key(1, "ring"), 64, 0.5, 2, 0.1, 1e-2)
     np.testing.assert_array_equal(a["x"], b["x"])
     np.testing.assert_array_equal(a["g"], b["g"])
     assert a["x"].shape == (128, 1, 1)
@@ -36,7 +36,7 @@ SIMULATION = dict(  # one replica count and step count throughout: few compilati
 PARAMS = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.25, gamma=0.1, eps=0.1, L=16.0)
 DRIVER = """
 import json, sys
-from activeflow import simulate
+from activeflow.stages import simulate
 simulate.run(**json.loads(sys.argv[1]))
 """
 

@@ -5,10 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow import checkpoint, train
-from activeflow.linear import exact
-from activeflow.losses import composite_loss
-from activeflow.systems import Linear
+from activeflow import errors
+from activeflow.models import registry
+from activeflow.physics.linear import exact
+from activeflow.physics.systems import Linear
+from activeflow.training import checkpoint, score_matching
+from activeflow.training.losses import composite_loss
 
 NETWORK = dict(kind="mlp", width=32, depth=2, periodic=False, boltzmann_shift=False)
 TRAINING = dict(
@@ -21,14 +23,14 @@ PARAMS = dict(mu=1.0, v0=0.8, gamma=0.5, eps=0.3, trap=1.0, spring=0.0, n_partic
 def _build():
     spec = dict(system="linear", parameters=PARAMS, network=NETWORK, hyperparameters=dict(
         n_particles=1, dim=1, width=32, depth=2, period=None))
-    return train.build_model(spec, jax.random.key(0))
+    return registry.build_model(spec, jax.random.key(0))
 
 
 def test_training_learns_the_exact_linear_score():
     system = Linear(**PARAMS)
     ex = exact(system)
     x, g = ex.sample(np.random.default_rng(0), 4096)
-    model, history = train.fit(_build(), jnp.asarray(x), jnp.asarray(g), TRAINING, 1e-2, jax.random.key(1))
+    model, history = score_matching.fit(_build(), jnp.asarray(x), jnp.asarray(g), TRAINING, 1e-2, jax.random.key(1))
     assert list(history.step) == [100, 200, 300, 400, 500, 600]
     xt, gt = ex.sample(np.random.default_rng(1), 2000)
     s_true = np.concatenate([a.reshape(len(a), -1) for a in ex.score(xt, gt)], 1)
@@ -45,29 +47,29 @@ def test_training_learns_the_exact_linear_score():
 def test_non_finite_loss_stops_with_the_step_and_term_and_keeps_the_checkpoint(tmp_path):
     # NaN in the first sample of the 6th batch: checkpoints at steps 2 and 4 come before it.
     key, n, batch = jax.random.key(1), 64, 8
-    spike = int(train.data_order(train.epoch_keys(key)[0], 0, n)[5 * batch])
+    spike = int(score_matching.data_order(score_matching.epoch_keys(key)[0], 0, n)[5 * batch])
     x = jnp.ones((n, 1, 1)).at[spike].set(jnp.nan)
     training = dict(TRAINING, batch_size=batch, steps=20, checkpoint_every=2)
     expected = r"step 6: loss term 'score_matching' is nan; the last good checkpoint \(step 4\) is kept"
-    with pytest.raises(train.TrainingDiverged, match=expected):
-        train.fit(_build(), x, jnp.ones((n, 1, 1)), training, 1e-2, key, checkpoint_path=tmp_path / "c.ckpt")
+    with pytest.raises(errors.TrainingDiverged, match=expected):
+        score_matching.fit(_build(), x, jnp.ones((n, 1, 1)), training, 1e-2, key, checkpoint_path=tmp_path / "c.ckpt")
     assert checkpoint.read_header(tmp_path / "c.ckpt")["step"] == 4
-    with pytest.raises(train.TrainingDiverged, match="step 6: .* no checkpoint is kept"):
-        train.fit(_build(), x, jnp.ones((n, 1, 1)), training, 1e-2, key)
+    with pytest.raises(errors.TrainingDiverged, match="step 6: .* no checkpoint is kept"):
+        score_matching.fit(_build(), x, jnp.ones((n, 1, 1)), training, 1e-2, key)
 
 
 def test_batch_larger_than_data_is_refused():
     with pytest.raises(ValueError, match="batch_size=256 exceeds the 10 training samples"):
-        train.fit(_build(), jnp.ones((10, 1, 1)), jnp.ones((10, 1, 1)), TRAINING, 1e-2, jax.random.key(1))
+        score_matching.fit(_build(), jnp.ones((10, 1, 1)), jnp.ones((10, 1, 1)), TRAINING, 1e-2, jax.random.key(1))
 
 
 def test_stochastic_divergence_loss_is_unbiased():
     """The mean of the Hutchinson loss terms over many probe draws equals the exact terms: the score
     matching term by linearity, the FPE term because r1·r2 has independent factors."""
-    from activeflow.losses import composite_loss
+    from activeflow.training.losses import composite_loss
 
     system = Linear(**PARAMS)
-    model = train.build_model(
+    model = registry.build_model(
         dict(system="linear", parameters=PARAMS, network=dict(NETWORK, boltzmann_shift=True),
              hyperparameters=dict(n_particles=1, dim=1, width=32, depth=2, period=None)),
         jax.random.key(3),
@@ -83,7 +85,7 @@ def test_stochastic_divergence_loss_is_unbiased():
         assert se > 0  # the estimate is random, so the check below means something
         assert abs(values.mean() - float(getattr(ref, name))) < 4 * se, name
     # the square of a single residual estimate is biased upward by its variance: the same check fails
-    from activeflow.losses import snapshot_terms, stochastic_snapshot_terms
+    from activeflow.training.losses import snapshot_terms, stochastic_snapshot_terms
 
     _, r_exact = snapshot_terms(model, system, x[0], g[0])
     _, r1, _ = jax.vmap(lambda k: stochastic_snapshot_terms(model, system, x[0], g[0], k, 1))(
@@ -98,7 +100,7 @@ def test_training_with_the_stochastic_divergence_learns_the_linear_score():
     ex = exact(system)
     x, g = ex.sample(np.random.default_rng(0), 4096)
     training = dict(TRAINING, divergence="stochastic", n_probes=2)
-    model, _ = train.fit(_build(), jnp.asarray(x), jnp.asarray(g), training, 1e-2, jax.random.key(1))
+    model, _ = score_matching.fit(_build(), jnp.asarray(x), jnp.asarray(g), training, 1e-2, jax.random.key(1))
     xt, gt = ex.sample(np.random.default_rng(1), 2000)
     s_true = np.concatenate([a.reshape(len(a), -1) for a in ex.score(xt, gt)], 1)
     s_learned = np.concatenate(
@@ -111,9 +113,10 @@ def test_the_stochastic_loss_takes_the_shift_divergence_exactly():
     """With the Boltzmann shift only the network is probed and the shift's traces are added exactly: on
     a trap snapshot with overlapping disks the estimates stay unbiased, and their spread is far below
     that of probing the whole score, whose Jacobian holds the stiff pair Hessian over ε."""
-    from activeflow.losses import snapshot_terms, stochastic_snapshot_terms
-    from activeflow.networks import MLPScore, ScoreModel
-    from activeflow.systems import Trap
+    from activeflow.models.mlp import MLPScore
+    from activeflow.models.score_model import ScoreModel
+    from activeflow.physics.systems import Trap
+    from activeflow.training.losses import snapshot_terms, stochastic_snapshot_terms
 
     system = Trap(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.3, gamma=0.1, eps=0.1, trap=0.05, n_particles=6, dim=2)
     model = ScoreModel(MLPScore(6, 2, 16, 2, None, key=jax.random.key(0)), system, shift=True)

@@ -7,10 +7,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from activeflow import io, train
-from activeflow.networks import MLPScore, ScoreModel, network_hyperparameters
-from activeflow.systems import Ring
-from activeflow.transformer import TransformerScore, attention_rollout, layer_norm, linear_rows, mlp_rows, rollout
+from activeflow import io
+from activeflow.models import registry
+from activeflow.models.mlp import MLPScore
+from activeflow.models.registry import network_hyperparameters
+from activeflow.models.score_model import ScoreModel
+from activeflow.models.transformer import (
+    TransformerScore,
+    attention_rollout,
+    layer_norm,
+    linear_rows,
+    mlp_rows,
+    rollout,
+)
+from activeflow.physics.systems import Ring
 
 SMALL = dict(dim=2, embed_dim=16, n_layers=2, n_heads=2, mlp_width=16, mlp_depth=2)
 TRAP = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.3, gamma=0.1, eps=0.1, trap=0.05, n_particles=5, dim=2)
@@ -95,7 +105,7 @@ def test_rollout_of_uniform_attention_has_its_closed_form(snapshot):
 
 
 def test_rollout_through_a_score_model_and_refused_for_an_mlp(net, snapshot):
-    from activeflow.systems import Trap
+    from activeflow.physics.systems import Trap
 
     x, g = snapshot
     model = ScoreModel(net, Trap(**TRAP), shift=True)
@@ -106,10 +116,10 @@ def test_rollout_through_a_score_model_and_refused_for_an_mlp(net, snapshot):
 
 def test_save_load_round_trip_as_a_trap_model(tmp_path, snapshot):
     network = dict(kind="transformer", embed_dim=16, n_layers=2, n_heads=4, mlp_width=12, mlp_depth=1, boltzmann_shift=True)
-    spec = train.model_spec("trap", TRAP, network)
+    spec = registry.model_spec("trap", TRAP, network)
     assert spec["hyperparameters"] == dict(dim=2, embed_dim=16, n_layers=2, n_heads=4, mlp_width=12, mlp_depth=1,
                                            zero_output=True)
-    model = train.build_model(spec, jax.random.key(3))
+    model = registry.build_model(spec, jax.random.key(3))
     # as after training: the decoders' last layers (zero at the start, see zero_output) are not zero
     last = lambda m: (m.network.decode_x.layers[-1].weight, m.network.decode_g.layers[-1].weight)  # noqa: E731
     model = eqx.tree_at(last, model, tuple(0.1 * jax.random.normal(jax.random.key(i), w.shape)
@@ -122,7 +132,7 @@ def test_save_load_round_trip_as_a_trap_model(tmp_path, snapshot):
     for a, b in zip(call(loaded, x, g), call(model, x, g)):
         np.testing.assert_array_equal(a, b)
     # the skeleton alone (key 0) gives other outputs, so equality above came from the saved weights
-    assert not np.allclose(call(train.build_model(spec, None), x, g)[0], call(model, x, g)[0])
+    assert not np.allclose(call(registry.build_model(spec, None), x, g)[0], call(model, x, g)[0])
 
 
 def test_bad_sizes_and_periodic_systems_are_refused(ring: Ring):

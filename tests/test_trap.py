@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from jax.scipy.special import spence as _spence
 
-from activeflow.flow import flow_fields
-from activeflow.systems import Trap, make_system
+from activeflow.numerics.flow import flow_fields
+from activeflow.physics.systems import Trap, make_system
 
 TRAP = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.3, gamma=0.1, eps=0.1, trap=0.05, n_particles=6, dim=2)
 
@@ -107,7 +107,7 @@ def test_make_system_and_initial_state(rng):
 
 
 def test_boltzmann_score_divergence_is_the_trace_of_its_jacobian(trap, rng):
-    from activeflow.divergence import score_and_divergence
+    from activeflow.numerics.divergence import score_and_divergence
 
     for _ in range(2):
         x, g = _positions(rng, trap), jnp.asarray(rng.normal(size=(trap.n_particles, trap.dim)))

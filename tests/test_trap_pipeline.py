@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from activeflow import attention, io, maps, simulate, train
-from activeflow.epr import epr_dataset
-from activeflow.networks import MLPScore, ScoreModel
-from activeflow.systems import Linear, Trap
-from activeflow.transformer import attention_rollout
+from activeflow import io
+from activeflow.analysis import attention, maps
+from activeflow.analysis.epr import epr_dataset
+from activeflow.io import samples
+from activeflow.models import registry
+from activeflow.models.mlp import MLPScore
+from activeflow.models.score_model import ScoreModel
+from activeflow.models.transformer import attention_rollout
+from activeflow.numerics import sampling
+from activeflow.physics.systems import Linear, Trap
+from activeflow.stages import aggregate_map
 
 TRAP = dict(a=1.0, k=2.5, beta=7.5, mu=1.0, v0=0.0, gamma=0.1, eps=0.1, trap=0.05, n_particles=6, dim=2)
 NETWORK = dict(kind="transformer", embed_dim=8, n_layers=1, n_heads=2, mlp_width=8, mlp_depth=1, boltzmann_shift=True)
@@ -27,26 +33,26 @@ def test_burn_in_drift_flags_a_ramp_and_not_a_plateau():
     plateau = burn_in_z(history([5.0, 3.0, 2.05, 2.0, 1.95, 2.02, 2.0, 1.98, 2.03, 2.0, 2.01]))
     ramp = burn_in_z(history(np.linspace(5.0, 2.0, 11)))
     assert abs(plateau) < 1.0  # the early transient is in the first half, which is not compared
-    assert ramp < -simulate.DRIFT_Z  # 1.5 / (0.1·√2) ≈ −10.6
+    assert ramp < -sampling.DRIFT_Z  # 1.5 / (0.1·√2) ≈ −10.6
     assert ramp == pytest.approx(-1.5 / (0.1 * np.sqrt(2)))
 
 
 def burn_in_z(h):
-    return simulate.burn_in_drift(h)["x_sq"]
+    return sampling.burn_in_drift(h)["x_sq"]
 
 
 def test_a_too_short_burn_in_is_reported_and_a_long_one_is_not(caplog):
     # started with variance 1/A per coordinate, relaxing at rate 2A towards ≈ ε/A: clearly visible at t = 1
     system = Linear(mu=1.0, v0=0.0, gamma=0.1, eps=0.1, trap=1.0, spring=0.0, n_particles=2, dim=2)
-    with caplog.at_level("INFO", logger="activeflow.simulate"):
-        short = simulate.sample(system, jax.random.key(0), 256, 1.0, 1, 0.1, 0.01)
-        assert short["drift"]["x_sq"] < -simulate.DRIFT_Z
+    with caplog.at_level("INFO", logger="activeflow.numerics.sampling"):
+        short = sampling.sample(system, jax.random.key(0), 256, 1.0, 1, 0.1, 0.01)
+        assert short["drift"]["x_sq"] < -sampling.DRIFT_Z
         assert "still relaxing: increase simulation.t_burn_in" in caplog.text
         caplog.clear()
-        long = simulate.sample(system, jax.random.key(0), 256, 20.0, 1, 0.1, 0.01)
-    assert abs(long["drift"]["x_sq"]) < simulate.DRIFT_Z
+        long = sampling.sample(system, jax.random.key(0), 256, 20.0, 1, 0.1, 0.01)
+    assert abs(long["drift"]["x_sq"]) < sampling.DRIFT_Z
     assert "still relaxing" not in caplog.text
-    ds = simulate.samples_dataset(long)  # the relaxation curve travels with the samples
+    ds = samples.samples_dataset(long)  # the relaxation curve travels with the samples
     assert ds.burn_in_x_sq.size == 11 and ds.attrs["burn_in_drift_z_x_sq"] == long["drift"]["x_sq"]
 
 
@@ -74,7 +80,8 @@ def test_spatial_maps_by_hand_with_masking(tmp_path):
     assert ds.attrs["n_outside"] == 1
     epr_path, map_path = tmp_path / "epr.nc", tmp_path / "map.nc"
     io.write_netcdf(particle_fields(positions, values), epr_path, {})
-    maps.run_spatial(str(epr_path), str(map_path), [0, 2], [0, 2], [2, 2], 1)
+    aggregate_map.run("spatial", str(map_path), dict(x_range=[0, 2], y_range=[0, 2], bins=[2, 2], min_count=1),
+                      epr_path=str(epr_path))
     written = io.read_netcdf(map_path)
     assert written.v_x_sq.values[1, 1] == pytest.approx(7.0)
     np.testing.assert_array_equal(written.counts.values, ds.counts.values)
@@ -88,8 +95,8 @@ def test_spatial_maps_refuse_particles_off_the_plane():
 
 @pytest.fixture
 def model():
-    spec = train.model_spec("trap", TRAP, NETWORK)
-    return train.build_model(spec, jax.random.key(3))
+    spec = registry.model_spec("trap", TRAP, NETWORK)
+    return registry.build_model(spec, jax.random.key(3))
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ rule simulate_transfer:
         simulation=transfer_simulation,
         seed=config["seed"],
     script:
-        "../scripts/simulate_mips.py"
+        "../scripts/simulate_transfer.py"
 
 
 rule train_denoising:

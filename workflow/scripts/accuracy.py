@@ -1,4 +1,4 @@
-"""Thin adapter: rule `accuracy` -> activeflow.accuracy.run."""
+"""Thin adapter: rule `accuracy` -> activeflow.stages.accuracy."""
 
 import os
 import sys
@@ -7,7 +7,8 @@ import sys
 os.environ["JAX_PLATFORMS"] = "cpu"
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import accuracy, logs
+from activeflow import logs
+from activeflow.stages import accuracy
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(

@@ -1,14 +1,15 @@
-"""Thin adapter: rule `attention_rollout` -> activeflow.attention.run."""
+"""Thin adapter: rule `attention_rollout` -> activeflow.stages.attention_rollout."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import attention, logs
+from activeflow import logs
+from activeflow.stages import attention_rollout
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(
-    attention.run,
+    attention_rollout.run,
     model_path=snakemake.input.model,
     spec_path=snakemake.input.spec,
     samples_path=snakemake.input.samples,

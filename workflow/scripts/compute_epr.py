@@ -1,14 +1,15 @@
-"""Thin adapter: rule `compute_epr` -> activeflow.epr.run."""
+"""Thin adapter: rule `compute_epr` -> activeflow.stages.compute_epr."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import epr, logs
+from activeflow import logs
+from activeflow.stages import compute_epr
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(
-    epr.run,
+    compute_epr.run,
     model_path=snakemake.input.model,
     spec_path=snakemake.input.spec,
     samples_path=snakemake.input.samples,

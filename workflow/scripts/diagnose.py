@@ -1,4 +1,4 @@
-"""Thin adapter: rule `diagnose` -> activeflow.diagnostics.run."""
+"""Thin adapter: rule `diagnose` -> activeflow.stages.diagnose."""
 
 import os
 import sys
@@ -7,11 +7,12 @@ import sys
 os.environ["JAX_PLATFORMS"] = "cpu"
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import diagnostics, logs
+from activeflow import logs
+from activeflow.stages import diagnose
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(
-    diagnostics.run,
+    diagnose.run,
     epr_path=snakemake.input.epr,
     nc_path=snakemake.output.nc,
     csv_path=snakemake.output.csv,

@@ -1,4 +1,4 @@
-"""Thin adapter: rules `figure_*` -> activeflow.figures.run."""
+"""Thin adapter: rules `figure_*` -> activeflow.stages.figure."""
 
 import os
 import sys
@@ -7,11 +7,12 @@ import sys
 os.environ["JAX_PLATFORMS"] = "cpu"
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import figures, logs
+from activeflow import logs
+from activeflow.stages import figure
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(
-    figures.run,
+    figure.run,
     name=snakemake.params.name,
     inputs={k: v if isinstance(v, str) else list(v) for k, v in snakemake.input.items()},
     outputs=list(snakemake.output),

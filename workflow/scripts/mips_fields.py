@@ -1,14 +1,15 @@
-"""Thin adapter: rule `mips_fields` -> activeflow.mips_epr.run."""
+"""Thin adapter: rule `mips_fields` -> activeflow.stages.mips_fields."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import logs, mips_epr
+from activeflow import logs
+from activeflow.stages import mips_fields
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(
-    mips_epr.run,
+    mips_fields.run,
     model_path=snakemake.input.model,
     spec_path=snakemake.input.spec,
     samples_path=snakemake.input.samples,

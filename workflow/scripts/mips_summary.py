@@ -1,4 +1,4 @@
-"""Thin adapter: rule `mips_summary` -> activeflow.mips_epr.combine_summaries."""
+"""Thin adapter: rule `mips_summary` -> activeflow.stages.mips_summary."""
 
 import os
 import sys
@@ -7,7 +7,8 @@ import sys
 os.environ["JAX_PLATFORMS"] = "cpu"
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import logs, mips_epr
+from activeflow import logs
+from activeflow.stages import mips_summary
 
 logs.to_file(snakemake.log[0])
-logs.run_stage(mips_epr.combine_summaries, paths=list(snakemake.input), out_path=snakemake.output[0])
+logs.run_stage(mips_summary.run, paths=list(snakemake.input), out_path=snakemake.output[0])

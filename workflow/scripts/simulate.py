@@ -1,10 +1,11 @@
-"""Thin adapter: rule `simulate` -> activeflow.simulate.run."""
+"""Thin adapter: rule `simulate` -> activeflow.stages.simulate."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import logs, simulate
+from activeflow import logs
+from activeflow.stages import simulate
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(

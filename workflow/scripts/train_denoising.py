@@ -1,14 +1,15 @@
-"""Thin adapter: rule `train_denoising` -> activeflow.denoising.run."""
+"""Thin adapter: rule `train_denoising` -> activeflow.stages.train_denoising."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import denoising, logs
+from activeflow import logs
+from activeflow.stages import train_denoising
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(
-    denoising.run,
+    train_denoising.run,
     parameters=dict(snakemake.params.parameters),
     network=dict(snakemake.params.network),
     training=dict(snakemake.params.training),

@@ -1,14 +1,15 @@
-"""Thin adapter: rule `train_score` -> activeflow.train.run."""
+"""Thin adapter: rule `train_score` -> activeflow.stages.train_score."""
 
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import logs, train
+from activeflow import logs
+from activeflow.stages import train_score
 
 logs.to_file(snakemake.log[0])
 logs.run_stage(
-    train.run,
+    train_score.run,
     system_kind=snakemake.params.system,
     parameters=dict(snakemake.params.parameters),
     network=dict(snakemake.params.network),

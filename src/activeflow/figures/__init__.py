@@ -1,6 +1,6 @@
-"""Stage `figure_*`: the paper's figures, one function each, saved as PNG and PDF."""
+"""The paper's figures, one drawing function each (modules ring, trap, mips, accuracy), and the table
+of them that the figure rules use."""
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -8,13 +8,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from activeflow import io  # noqa: E402
 from activeflow.figures import accuracy, mips, ring, trap  # noqa: E402
-
-log = logging.getLogger(__name__)
 
 # name -> (drawing function, names of the NetCDF inputs it takes)
 FIGURES: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
@@ -48,17 +45,3 @@ def load(path: str | list[str]) -> Any:
     if isinstance(path, list | tuple):
         return [load(p) for p in path]
     return pd.read_csv(path) if str(path).endswith(".csv") else io.read_netcdf(path)
-
-
-def run(name: str, inputs: dict[str, str], outputs: list[str], options: dict[str, Any]) -> None:
-    """Draw figure `name` from the NetCDF files in `inputs` and save it to every path in `outputs`."""
-    if name not in FIGURES:
-        raise ValueError(f"unknown figure {name!r}; allowed: {sorted(FIGURES)}")
-    draw, needs = FIGURES[name]
-    data = {k: load(inputs[k]) for k in needs}
-    plt.rcParams.update({"font.size": options.get("font_size", 9), "figure.dpi": 100})
-    fig = draw(**data, **options.get("arguments", {}))
-    for path in outputs:
-        io.save_figure(fig, path, dpi=options.get("dpi", 200), bbox_inches="tight")
-        log.info("wrote %s", path)
-    plt.close(fig)

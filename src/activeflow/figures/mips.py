@@ -26,8 +26,8 @@ import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
 
+from activeflow.analysis.local_density import LOCAL_RADIUS, PROFILE_EDGES, by_local_phi
 from activeflow.figures.trap import FIELDS, _cmap, _norm, _square, draw_particles
-from activeflow.local_density import LOCAL_RADIUS, PROFILE_EDGES, by_local_phi
 
 ATTRS = ("box", "phi", "n_particles", "a")
 ROWS = ("v_g_sq", "div_g_v_g")  # rows of Figs. 9, 11, 19-21

@@ -6,7 +6,7 @@ import xarray as xr
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from activeflow.forces import hard_disk_force, soft_disk_force
+from activeflow.physics.forces import hard_disk_force, soft_disk_force
 
 
 def _label(ax, letter: str) -> None:

@@ -1,0 +1,77 @@
+"""Files written atomically (to a hidden temporary name in the same folder, then renamed, after an
+fsync), so that a killed job leaves no plausible output; and the provenance every output carries."""
+
+import contextlib
+import datetime
+import glob
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+PACKAGES = ("activeflow", "jax", "jaxlib", "equinox", "optax", "numpy", "xarray", "netCDF4")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` only on success.
+    Leftovers of a writer killed earlier (`.NAME.partial-*`) are removed first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.partial-"
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"):
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:  # on disk before the rename, so a crash cannot leave an empty file
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(info: dict[str, Any]) -> dict[str, str]:
+    """Attributes recording how a file was made: the stage's resolved parameters, versions, revision."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "provenance": json.dumps(info, sort_keys=True, default=str),
+        "package_versions": json.dumps(versions, sort_keys=True),
+        "git_revision": git_revision(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> None:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), **kwargs)

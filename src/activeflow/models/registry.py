@@ -1,0 +1,82 @@
+"""Model specs (model.json) and the models they describe, for every kind of score: one place that
+training, the files (`io.load_model`) and the stages share.
+
+A spec holds the system, its parameters, the config's `network` block and the constructor arguments
+(`hyperparameters`) derived from them; `build_model(spec, key)` rebuilds the skeleton (key None) or
+fresh weights.
+"""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+from jaxtyping import PRNGKeyArray
+
+from activeflow.models.local_transformer import LocalTransformerScore
+from activeflow.models.mlp import MLPScore
+from activeflow.models.score_model import ScoreModel
+from activeflow.models.transformer import TransformerScore
+from activeflow.physics.systems import AOUPSystem, make_system
+
+NETWORKS: dict[str, type[eqx.Module]] = {"mlp": MLPScore, "transformer": TransformerScore}
+# The MIPS score's network keys (the local transformer of s_g only).
+LOCAL_NETWORK_KEYS = ("embed_dim", "n_layers", "n_heads", "mlp_width", "mlp_depth", "n_neighbours")
+
+
+def make_network(kind: str, hyper: dict[str, Any], *, key: PRNGKeyArray) -> eqx.Module:
+    if kind not in NETWORKS:
+        raise ValueError(f"unknown network kind {kind!r}; allowed: {sorted(NETWORKS)}")
+    return NETWORKS[kind](**hyper, key=key)
+
+
+def network_hyperparameters(system: AOUPSystem, network: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of the network from the config's `network` block and the system."""
+    kind = network["kind"]
+    if kind == "mlp":
+        return dict(
+            n_particles=system.n_particles,
+            dim=system.dim,
+            width=int(network["width"]),
+            depth=int(network["depth"]),
+            period=system.box if network.get("periodic", True) else None,
+        )
+    if kind == "transformer":
+        if system.box is not None:
+            raise ValueError("network kind 'transformer' has no periodic embedding yet; use it in open space (trap)")
+        # No n_particles: the same weights apply to any number of particles.
+        return dict(
+            dim=system.dim,
+            embed_dim=int(network["embed_dim"]),
+            n_layers=int(network["n_layers"]),
+            n_heads=int(network["n_heads"]),
+            mlp_width=int(network["mlp_width"]),
+            mlp_depth=int(network["mlp_depth"]),
+            zero_output=bool(network.get("boltzmann_shift", False)),
+        )
+    raise ValueError(f"unknown network kind {kind!r}; allowed: {sorted(NETWORKS)}")
+
+
+def model_spec(system_kind: str, parameters: dict[str, Any], network: dict[str, Any]) -> dict[str, Any]:
+    """Everything needed to rebuild the model skeleton (written as model.json)."""
+    if system_kind == "mips":
+        hyper = {k: int(network[k]) for k in LOCAL_NETWORK_KEYS} | dict(
+            dim=2, shift=bool(network["boltzmann_shift"]), zero_output=bool(network["boltzmann_shift"])
+        )
+        return dict(system="mips", parameters=parameters, network=network, hyperparameters=hyper)
+    system = make_system(system_kind, parameters)
+    return dict(
+        system=system_kind,
+        parameters=parameters,
+        network=network,
+        hyperparameters=network_hyperparameters(system, network),
+    )
+
+
+def build_model(spec: dict[str, Any], key: jax.Array | None) -> eqx.Module:
+    """The model described by a spec: skeleton (key None) or fresh weights."""
+    key = jax.random.key(0) if key is None else key
+    if spec["system"] == "mips":
+        return LocalTransformerScore.build(**spec["hyperparameters"], key=key)
+    system = make_system(spec["system"], spec["parameters"])
+    net = make_network(spec["network"]["kind"], spec["hyperparameters"], key=key)
+    return ScoreModel(net, system, shift=bool(spec["network"].get("boltzmann_shift", False)))

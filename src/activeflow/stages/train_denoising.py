@@ -1,0 +1,45 @@
+"""Stage `train_denoising`: fit s_g of the local transformer to the MIPS snapshots with the denoising
+loss (88)."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+
+from activeflow import io
+from activeflow.models.registry import build_model, model_spec
+from activeflow.seeding import derive_key
+from activeflow.training.denoising import fit_denoising
+
+log = logging.getLogger(__name__)
+
+
+def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str, Any], seed: int,
+        samples_path: str, model_path: str, spec_path: str, csv_path: str,
+        checkpoint_path: str | None = None) -> None:
+    """The checkpoint is removed once the model is saved; after a kill it stays, and the next run resumes."""
+    ds = io.read_netcdf(samples_path, required=("x", "g"))
+    n = int(parameters["n_particles"])
+    io.check_samples(ds, samples_path, "mips", parameters, (n, 2))
+    box = float(ds.attrs["box"])
+    spec = model_spec("mips", parameters, network)
+    model = build_model(spec, derive_key(seed, "mips", "train", "init"))
+    x = jnp.asarray(ds.x.values, jnp.float32)
+    g = jnp.asarray(ds.g.values, jnp.float32)
+    log.info("denoising score matching on %d snapshots of N = %d from %s: %d steps of %d particles, sigma = %g",
+             x.shape[0], n, samples_path, training["steps"], training["batch_size"], training["sigma"])
+    model, history = fit_denoising(
+        model, x, g, box, sigma=float(training["sigma"]), steps=int(training["steps"]),
+        batch_size=int(training["batch_size"]), learning_rate=float(training["learning_rate"]),
+        warmup_steps=int(training["warmup_steps"]), key=derive_key(seed, "mips", "train", "data"),
+        ema_decay=float(training["ema_decay"]), optimizer=training["optimizer"],
+        clip_norm=float(training["clip_norm"]), log_every=int(training["log_every"]),
+        augment=bool(training["augment"]), antithetic=bool(training["antithetic"]), checkpoint_path=checkpoint_path,
+        checkpoint_every=int(training["checkpoint_every"]),
+    )
+    io.write_csv(history, csv_path)
+    io.save_model(model, spec, model_path, spec_path)
+    log.info("wrote %s, %s and %s", model_path, spec_path, csv_path)
+    if checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)

@@ -1,0 +1,213 @@
+"""Denoising score matching on s_g only (App. D.3, eq. (88); F.8–F.9), for the MIPS system.
+
+One step of a thermal dynamics without drift, r̃ = r + σξ, is applied to the whole snapshot (x *and* g,
+F.8; the drift is neglected as higher order in Δt, F.9). The transition score in g is −ξ_g/σ, so
+
+    L_d = E |s_g(x̃, g̃) + ξ_g/σ|²,
+
+averaged over a batch of particles of one snapshot (the loss splits over particles and the network is
+particle-level, F.9). Up to a constant it equals E|s_g − ∇_g log ρ_σ|² where ρ_σ is the density of the
+noised data (84), so its minimiser is the score of the noised density, which tends to the score of the
+data as σ → 0.
+
+`fit_denoising` trains a `LocalTransformerScore` with it through the `Trainer` (optimiser, schedule,
+EMA, checkpoints, the guard against non-finite values).
+"""
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import pandas as pd
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from activeflow.models.local_transformer import LocalTransformerScore
+from activeflow.physics.neighbours import NeighbourOverflow, NeighbourSearch, k_nearest, nearest_search
+from activeflow.training.trainer import Monitor, Trainer, fingerprint
+
+Snapshot = Float[Array, "N d"]
+# score_g(x̃, g̃, particles) -> s_g of those particles, shape (n, d)
+ScoreG = Callable[[Snapshot, Snapshot, Int[Array, " n"]], Float[Array, "n d"]]
+
+
+class DenoisingTerms(NamedTuple):
+    total: Float[Array, ""]
+
+
+def noise(key: PRNGKeyArray, x: Snapshot, g: Snapshot, sigma: float):
+    """(x̃, g̃, ξ_g) with x̃ = x + σξ_x, g̃ = g + σξ_g, ξ standard normal."""
+    kx, kg = jax.random.split(key)
+    xi_x = jax.random.normal(kx, x.shape, x.dtype)
+    xi_g = jax.random.normal(kg, g.shape, g.dtype)
+    return x + sigma * xi_x, g + sigma * xi_g, xi_g
+
+
+def denoising_loss(
+    score_g: ScoreG,
+    x: Snapshot,
+    g: Snapshot,
+    particles: Int[Array, " n"],
+    key: PRNGKeyArray,
+    sigma: float,
+    has_aux: bool = False,
+    antithetic: bool = False,
+):
+    """(88) on s_g for one snapshot: mean over `particles` of |s_g^i(x̃, g̃) + ξ_g^i/σ|², the whole
+    snapshot being noised (the neighbours of a particle are noised too). With `has_aux`, score_g
+    returns (s_g, aux) and this returns (loss, aux) (aux of the + draw, combined with & for flags).
+
+    With `antithetic`, the mean of the loss at the noise ξ and at −ξ: each is an unbiased draw of (88),
+    so their mean is too, and the term of the gradient linear in ξ — the one of order 1/σ that swamps
+    the signal for small σ — cancels between them to first order in σ (twice the forward passes)."""
+    xt, gt, xi_g = noise(key, x, g, sigma)
+    out = score_g(xt, gt, particles)
+    s, aux = out if has_aux else (out, None)
+    loss = jnp.mean(jnp.sum((s + xi_g[particles] / sigma) ** 2, axis=-1))
+    if antithetic:
+        out_m = score_g(2 * x - xt, 2 * g - gt, particles)
+        s_m, aux_m = out_m if has_aux else (out_m, None)
+        loss = 0.5 * (loss + jnp.mean(jnp.sum((s_m - xi_g[particles] / sigma) ** 2, axis=-1)))
+        aux = aux & aux_m if has_aux else None
+    return (loss, aux) if has_aux else loss
+
+
+def local_score_g(model: LocalTransformerScore, search: NeighbourSearch, box: float, sigma: float = 0.0):
+    """score_g(x̃, g̃, particles) -> (s_g of the particles, their completeness flags) for a local
+    transformer, the neighbours of the (noised) snapshot being chosen by `k_nearest` with `search`
+    (use with `denoising_loss(..., has_aux=True)`).
+
+    With the model's Boltzmann shift and σ > 0, the shift is the noised Gaussian's score −g̃/(1 + σ²)
+    instead of −g̃: if g ~ N(0, 1) independently of x (v0 = 0), the noised density's g-score is exactly
+    that, so the network's correction N is learned relative to it and the trained s_g = −g + N carries
+    no O(σ²) bias from the Gaussian part (only the smoothing of N itself)."""
+    shrink = sigma**2 / (1 + sigma**2) if model.shift else 0.0
+
+    def score_g(xt, gt, particles):
+        indices, complete = k_nearest(search, xt, model.n_neighbours, particles)
+        _, s_g = model.at(xt, gt, particles, indices, box)
+        return s_g + shrink * gt[particles], complete
+
+    return score_g
+
+
+# The 8 symmetries of the square (rotations by multiples of 90° and reflections), as matrices acting on
+# row vectors; each maps a periodic square box centred on 0 onto itself.
+SQUARE_SYMMETRIES = jnp.array([
+    [[1, 0], [0, 1]], [[0, 1], [-1, 0]], [[-1, 0], [0, -1]], [[0, -1], [1, 0]],
+    [[1, 0], [0, -1]], [[-1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]],
+])
+
+
+def square_symmetry(key: PRNGKeyArray, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
+    """x and g of the whole snapshot under one random symmetry of the square: an exact symmetry of
+    isotropic particles in a periodic square box (data augmentation; the network is not built
+    rotation-equivariant, and without it learns directions the data happen to favour)."""
+    r = SQUARE_SYMMETRIES[jax.random.randint(key, (), 0, 8)].astype(x.dtype)
+    return x @ r, g @ r
+
+
+@functools.lru_cache(maxsize=16)
+def denoising_batch_loss(search: NeighbourSearch, box: float, sigma: float, augment: bool, antithetic: bool):
+    """The loss of one training step for the `Trainer`, from a batch (snapshots xs, gs, batch size,
+    step, key): one snapshot and `batch_size` distinct particles of it, drawn from fold_in(key, step),
+    optionally mapped by a symmetry of the square, then (88). Its auxiliary output counts the particles
+    whose K nearest neighbours were not certainly found (a `Trainer` problem). Cached: the same function
+    for the same settings, so that repeated fits reuse the compiled step."""
+
+    def loss(model: LocalTransformerScore, batch):
+        xs, gs, batch_size, step, key = batch
+        ksnap, kpart, ksym, key = jax.random.split(jax.random.fold_in(key, step), 4)
+        s = jax.random.randint(ksnap, (), 0, xs.shape[0])
+        x, g = square_symmetry(ksym, xs[s], gs[s]) if augment else (xs[s], gs[s])
+        particles = jax.random.choice(kpart, x.shape[0], (batch_size,), replace=False)
+        value, complete = denoising_loss(local_score_g(model, search, box, sigma), x, g, particles, key, sigma, True,
+                                         antithetic)
+        return value, (DenoisingTerms(value), jnp.sum(~complete))
+
+    return loss
+
+
+class SnapshotBatches:
+    """Every step's batch is drawn inside the compiled loss from the step number: nothing to checkpoint."""
+
+    state = ()
+
+    def __init__(self, x: jax.Array, g: jax.Array, batch_size: int, key: PRNGKeyArray):
+        self.x, self.g, self.batch_size, self.key = x, g, batch_size, key
+
+    def batch(self, state, step: int):
+        return state, (self.x, self.g, self.batch_size, jnp.asarray(step), self.key)
+
+
+def fit_denoising(
+    model: LocalTransformerScore,
+    x: Float[Array, "S N d"],
+    g: Float[Array, "S N d"],
+    box: float,
+    *,
+    sigma: float,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    warmup_steps: int,
+    key: PRNGKeyArray,
+    ema_decay: float = 0.999,
+    optimizer: str = "radam",
+    clip_norm: float = float("inf"),
+    search: NeighbourSearch | None = None,
+    log_every: int = 100,
+    augment: bool = False,
+    antithetic: bool = False,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    monitor: Monitor | None = None,
+) -> tuple[LocalTransformerScore, pd.DataFrame]:
+    """Train on snapshots x, g of shape (S, N, d) (S ≥ 1) in a periodic box of side `box`; each step
+    draws one snapshot and `batch_size` distinct particles of it, noises the whole snapshot and takes
+    one optimiser step on (88). With `augment`, each snapshot is first mapped by a random symmetry of the
+    square (`square_symmetry`; needs a square box centred on 0); with `antithetic`, each step's loss is
+    the mean over the noise ξ and −ξ (`denoising_loss`). Returns the EMA model and a log (one row per
+    `log_every` steps: step, loss, learning rate, gradient norm, seconds). `search` defaults to
+    `nearest_search` on the data.
+
+    With `checkpoint_path`, the state (weights, optimiser, EMA) is written there every `checkpoint_every`
+    steps, and a call with the same inputs resumes from it: each step's randomness depends only on the
+    step, so the resumed result is the uninterrupted one bit for bit. A checkpoint of other inputs
+    (fingerprint of the settings, initial weights, key and data) is ignored with a warning.
+
+    Raises `TrainingDiverged` at the first non-finite loss or gradient norm (no model is returned), and
+    `NeighbourOverflow` if a noised snapshot's K nearest neighbours were not certainly found."""
+    x, g = jnp.asarray(x), jnp.asarray(g)
+    if x.ndim == 2:
+        x, g = x[None], g[None]
+    n = x.shape[1]
+    if batch_size > n:
+        raise ValueError(f"batch_size={batch_size} exceeds the {n} particles of a snapshot")
+    if search is None:
+        search = nearest_search(x, box, model.n_neighbours)
+    settings = dict(sigma=sigma, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+                    warmup_steps=warmup_steps, ema_decay=ema_decay, optimizer=optimizer, clip_norm=clip_norm,
+                    augment=augment, antithetic=antithetic, search=repr(search), box=box,
+                    log_every=log_every, checkpoint_every=checkpoint_every)
+    digest = fingerprint(model, settings, key, [x, g]) if checkpoint_path is not None else ""
+
+    def overflow(step: int, count: int) -> NeighbourOverflow:
+        return NeighbourOverflow(
+            f"step {step}: the {model.n_neighbours} nearest neighbours of {count} noised particles lie beyond "
+            f"the search cut-off {search.cutoff:g} (or a capacity overflowed); pass a search with a larger cut-off"
+        )
+
+    loss = denoising_batch_loss(search, float(box), float(sigma), bool(augment), bool(antithetic))
+    trainer = Trainer(loss, settings, checkpoint_path=checkpoint_path, fingerprint=digest, describe="denoising step",
+                      no_output="no model is returned", problem=overflow, monitor=monitor)
+    return trainer.fit(model, SnapshotBatches(x, g, batch_size, key))
+
+
+def exact_noised_gaussian_loss(a: float, variance: float, sigma: float, dim: int = 1) -> float:
+    """E|−a g̃ + ξ/σ|² for g ~ N(0, variance·I_dim), g̃ = g + σξ, which is
+    dim·(a²(variance + σ²) − 2a + 1/σ²), minimal at a = 1/(variance + σ²), the score of the noised
+    density (reference for tests)."""
+    return dim * (a**2 * (variance + sigma**2) - 2 * a + 1 / sigma**2)
