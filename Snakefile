@@ -13,6 +13,7 @@ min_version("9.0")
 sys.path.insert(0, f"{workflow.basedir}/src")
 
 from activeflow.config import concrete_experiments, validate as validate_config
+from activeflow.figures.table import FIGURES as FIGURE_LIST
 
 
 configfile: "config/config.yaml"
@@ -36,13 +37,7 @@ include: "workflow/rules/common.smk"
 
 
 EXPERIMENTS = concrete_experiments(config)
-
-
-# The trap figures are drawn when a trap experiment is configured (figures.trap_experiment).
-FIGURES = RING_FIGURES + (TRAP_FIGURES if trap_experiments() else [])
-# The MIPS figures are drawn when the config has a `mips` section.
-MIPS = "mips" in config
-FIGURES += MIPS_FIGURES if MIPS else []
+MIPS = "mips" in config  # the MIPS chain runs when the config has a `mips` section
 
 
 wildcard_constraints:
@@ -57,15 +52,13 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/diagnose.smk"
 include: "workflow/rules/epr.smk"
 include: "workflow/rules/maps.smk"
-include: "workflow/rules/figures.smk"
-include: "workflow/rules/figures_trap.smk"
 include: "workflow/rules/accuracy.smk"
+include: "workflow/rules/figures.smk"
 
 
 if MIPS:
 
     include: "workflow/rules/mips.smk"
-    include: "workflow/rules/figures_mips.smk"
 
 
 localrules:

@@ -1,14 +1,17 @@
 """MIPS figures (Figs. 8-11, 19-21) drawn from small synthetic `fields.nc` files: a dense disc-shaped
 cluster in a dilute gas, with the EPR large on the cluster's rim."""
 
+import importlib
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import xarray as xr
 
-from activeflow import figures
 from activeflow.analysis.local_density import by_local_phi, local_structure
 from activeflow.figures import mips
+from activeflow.figures.table import BY_NAME, FIGURES
 from activeflow.stages import figure
 
 GAMMA, V0, A = 1e-4, 0.025, 1.0
@@ -84,10 +87,16 @@ PACKING = ["fig11-mips-packing-fraction", "fig19-mips-packing-fraction-si1",
            "fig20-mips-packing-fraction-si2", "fig21-mips-packing-fraction-si3"]
 
 
-def test_registry():
+def test_the_figure_table_names_real_functions_captions_and_unique_rules():
     for name in ["fig08-mips-epr", "fig09-mips-transfer-size", "fig10-mips-flow-arrows", *PACKING]:
-        assert figures.FIGURES[name][1] == ("fields",)
-    assert {figures.FIGURES[name][0] for name in PACKING} == {mips.fig_mips_packing_fraction}
+        assert BY_NAME[name].inputs == (("fields", "fields"),) and BY_NAME[name].family == "mips"
+    assert {BY_NAME[name].draw for name in PACKING} == {"mips.fig_mips_packing_fraction"}
+    reports = Path(__file__).resolve().parents[1] / "workflow" / "report"
+    for fig in FIGURES:
+        module, function = fig.draw.split(".")
+        assert callable(getattr(importlib.import_module(f"activeflow.figures.{module}"), function)), fig.draw
+        assert (reports / fig.caption).exists(), fig.caption
+    assert len({fig.rule for fig in FIGURES}) == len({fig.name for fig in FIGURES}) == len(FIGURES)
 
 
 def draw(name, inputs, arguments, tmp_path, formats=("png",)):

@@ -232,6 +232,28 @@ def _training(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[s
     if train["checkpoint_every"] > steps:
         yield problem(f"{key}.checkpoint_every", train["checkpoint_every"],
                       f"larger than training.steps = {steps}, so no checkpoint would be written", f"1 to {steps}")
+    n_held = sim["n_heldout_replicas"] * sim["n_snapshots"]
+    if train["monitor_snapshots"] > n_held:
+        yield problem(f"{key}.monitor_snapshots", train["monitor_snapshots"],
+                      "more than the held-out snapshots (simulation.n_heldout_replicas x n_snapshots)", f"2 to {n_held}")
+
+
+@experiment_check()
+def _prior(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
+    net, key = exp["network"], f"experiments.{name}.network"
+    prior = net.get("prior")
+    if not prior:
+        return
+    if exp["system"] not in ("trap", "linear"):
+        yield problem(f"{key}.prior", "...", "linear features are defined in open space", "systems 'trap', 'linear'")
+    if not net["boltzmann_shift"]:
+        yield problem(f"{key}.boltzmann_shift", False, "a prior is the known score the network corrects", "true")
+    if not prior["r_min"] < prior["r_max"]:
+        yield problem(f"{key}.prior.r_max", prior["r_max"], f"not above prior.r_min = {prior['r_min']}",
+                      f"a distance above {prior['r_min']}")
+    for flag in ("forces", "products"):
+        if prior[flag] and exp["system"] != "trap":
+            yield problem(f"{key}.prior.{flag}", True, "needs soft disks", "false (or system 'trap')")
 
 
 @experiment_check()
@@ -314,9 +336,9 @@ def _trap(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[str]:
     if m["attention_examples"] > p["n_particles"]:
         yield problem(f"{key}.map.attention_examples", m["attention_examples"], "more than the particles",
                       f"1 to {p['n_particles']}")
-    if exp["network"]["kind"] != "transformer":
-        yield problem(f"{key}.network.kind", exp["network"]["kind"],
-                      "the trap figures need attention maps (Fig. 7)", "'transformer'")
+    if exp["network"]["kind"] == "mlp":
+        yield problem(f"{key}.network.kind", "mlp", "takes a fixed number of particles in a ring", "'transformer', "
+                      "'gated_features'")
 
 
 @experiment_check()
@@ -331,6 +353,8 @@ def _transformer(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterato
         if exp["system"] in ("ring",):
             yield problem(f"experiments.{name}.network.kind", "transformer",
                           "has no periodic embedding for the ring", "'mlp'")
+    if net["kind"] == "gated_features" and exp["system"] != "trap":
+        yield problem(f"experiments.{name}.network.kind", "gated_features", "needs soft disks", "'mlp', 'transformer'")
 
 
 # --- MIPS (top-level `mips`, App. F.4-F.10) ---------------------------------------------------------

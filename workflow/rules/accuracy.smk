@@ -1,6 +1,11 @@
 rule accuracy:
     input:
-        expand("results/{experiment}/epr_summary.csv", experiment=sorted(EXPERIMENTS)),
+        summaries=expand(
+            "results/{experiment}/epr_summary.csv", experiment=sorted(EXPERIMENTS)
+        ),
+        diagnostics=expand(
+            "results/{experiment}/diagnostics.csv", experiment=sorted(EXPERIMENTS)
+        ),
     output:
         report(
             "results/accuracy.csv",
@@ -25,26 +30,3 @@ rule accuracy:
         thresholds=canonical(config["accuracy"]),
     script:
         "../scripts/accuracy.py"
-
-
-rule figure_accuracy:
-    input:
-        accuracy="results/accuracy.csv",
-    output:
-        report(
-            figure_paths("accuracy-epr"),
-            caption="../report/accuracy-epr.rst",
-            category="Accuracy",
-            subcategory="Learned against exact and score-free EPR",
-        ),
-    log:
-        "logs/figures/accuracy-epr.log",
-    benchmark:
-        "logs/figures/accuracy-epr.benchmark.tsv"
-    conda:
-        "../../envs/plotting.yaml"
-    params:
-        name="accuracy-epr",
-        options=figure_options("accuracy-epr"),
-    script:
-        "../scripts/figure.py"

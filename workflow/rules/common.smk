@@ -31,6 +31,9 @@ def model_config(wildcards):
     return canonical({k: exp[k] for k in ("system", "parameters", "network")})
 
 
+FIGURE_TABLE = {fig.name: fig for fig in FIGURE_LIST}
+
+
 def checkpoint_path(wildcards):
     """Training checkpoint: deliberately not an output, so Snakemake keeps it when it reruns the job."""
     return f"results/{wildcards.experiment}/checkpoints/train_score.ckpt"
@@ -42,22 +45,6 @@ def figure_paths(name):
     )
 
 
-RING_FIGURES = [
-    "fig02-ring-flow",
-    "fig03-ring-system-epr",
-    "fig12-force-smoothing",
-    "fig13-ring-decomposition",
-    "fig14-ring-pointwise",
-    "fig15-ring-diagnostics",
-]
-TRAP_FIGURES = [
-    "fig05-trap-system-epr",
-    "fig06-trap-total-epr",
-    "fig07-trap-attention",
-    "fig16-trap-total-epr-parts",
-    "fig17-trap-system-epr-parts",
-    "fig18-trap-diagnostics",
-]
 
 
 def trap_experiments():
@@ -107,7 +94,7 @@ def all_targets():
         experiment=list(EXPERIMENTS),
         file=["diagnostics.csv", "epr_summary.csv"],
     )
-    figures = [p for name in FIGURES + ["accuracy-epr"] for p in figure_paths(name)]
+    figures = [p for fig in enabled_figures() for p in figure_paths(fig.name)]
     mips = ["results/mips/epr_by_phase.csv"] if "mips" in config else []
     return per_experiment + ["results/accuracy.csv"] + mips + figures
 
@@ -117,24 +104,90 @@ def ring_file(name):
 
 
 def figure_options(name=None, **arguments):
-    """Params of one figure: its dpi (figures.dpi_override[name], else figures.dpi) and arguments,
-    so that a per-figure override reruns only that figure."""
+    """Params of one figure: its dpi (figures.dpi_override[name], else figures.dpi), arguments and,
+    for figures of learned scores, the thresholds of the trust verdict; a per-figure override reruns
+    only that figure."""
     figures = config["figures"]
     dpi = figures.get("dpi_override", {}).get(name, figures["dpi"])
-    return canonical({"dpi": dpi, "arguments": arguments})
+    options = {"dpi": dpi, "arguments": arguments}
+    if name in FIGURE_TABLE and FIGURE_TABLE[name].trust:
+        options["thresholds"] = config["accuracy"]
+    return canonical(options)
+
+
+# ---- figures: one rule per entry of activeflow.figures.table ------------------------------------------
+
+
+def enabled_figures():
+    """The figures this config draws: ring and accuracy always; the trap's when a trap experiment is
+    configured (Fig. 7 when its network is a transformer); MIPS when the config has a `mips` section."""
+    out = []
+    for fig in FIGURE_TABLE.values():
+        if fig.family == "trap":
+            names = trap_experiments()
+            if not names:
+                continue
+            if fig.name.startswith("fig07") and any(
+                EXPERIMENTS[n]["network"]["kind"] != "transformer" for n in names
+            ):
+                continue
+        if fig.family == "mips" and "mips" not in config:
+            continue
+        out.append(fig)
+    return out
+
+
+def figure_inputs(fig):
+    """Named inputs of a figure rule: the drawing function's files and, for figures of learned
+    scores, the tables their trust verdict is read from."""
+    if fig.family == "ring":
+        files = {arg: ring_file(f) for arg, f in fig.inputs}
+        experiments = [config["figures"]["ring_experiment"]]
+    elif fig.family == "trap":
+        files = {arg: trap_files(f) for arg, f in fig.inputs}
+        experiments = trap_experiments()
+    elif fig.family == "mips":
+        fields = mips_figure_inputs(fig.name)
+        files = {"fields": fields}
+        listed = fields if isinstance(fields, list) else [fields]
+        return files | {
+            "trust_phases": [f.replace("fields.nc", "epr_by_phase.csv") for f in listed]
+        }
+    else:
+        return {arg: f"results/{f}" for arg, f in fig.inputs}
+    if fig.trust:
+        files["trust_summaries"] = [f"results/{e}/epr_summary.csv" for e in experiments]
+        files["trust_diagnostics"] = [f"results/{e}/diagnostics.csv" for e in experiments]
+    return files
+
+
+def figure_arguments(fig):
+    if fig.name.startswith("fig12"):
+        p = EXPERIMENTS[config["figures"]["ring_experiment"]]["parameters"]
+        return {k: p[k] for k in ("a", "k", "beta")}
+    if fig.family == "trap":
+        return trap_figure_arguments()
+    if fig.family == "mips":
+        return mips_figure_arguments(fig.name)
+    return {}
+
+
+def figure_label(name):
+    """Report label of a figure: whether its results are trusted (read when the report is made)."""
+
+    def label(wildcards, input):
+        from activeflow.stages.figure import untrusted  # at report time only: it imports the plotting code
+
+        files = {k: list(v) for k, v in input.items() if k.startswith("trust_")}
+        reasons = untrusted(files, dict(config["accuracy"])) if FIGURE_TABLE[name].trust else []
+        verdict = "not converged: " + "; ".join(reasons) if reasons else "trusted"
+        return {"figure": name, "results": verdict}
+
+    return label
 
 
 # ---- MIPS (config section `mips`) -------------------------------------------------------------------
 
-MIPS_FIGURES = [
-    "fig08-mips-epr",
-    "fig09-mips-transfer-size",
-    "fig10-mips-flow-arrows",
-    "fig11-mips-packing-fraction",
-    "fig19-mips-packing-fraction-si1",
-    "fig20-mips-packing-fraction-si2",
-    "fig21-mips-packing-fraction-si3",
-]
 
 
 def mips_config(*keys):

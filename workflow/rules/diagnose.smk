@@ -15,5 +15,7 @@ rule diagnose:
         "logs/{experiment}/diagnose.benchmark.tsv"
     conda:
         "../../envs/plotting.yaml"
+    params:
+        thresholds=canonical(config["accuracy"]),
     script:
         "../scripts/diagnose.py"

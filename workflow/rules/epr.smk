@@ -3,6 +3,7 @@ rule compute_epr:
         model="results/{experiment}/model.eqx",
         spec="results/{experiment}/model.json",
         samples="results/{experiment}/heldout.nc",
+        training="results/{experiment}/samples.nc",
     output:
         epr="results/{experiment}/epr.nc",
         summary=report(

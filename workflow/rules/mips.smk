@@ -86,6 +86,7 @@ rule mips_fields:
     params:
         model=mips_model_config(),
         n_snapshots=mips_evaluated_snapshots,
+        thresholds=canonical(config["accuracy"]),
     script:
         "../scripts/mips_fields.py"
 

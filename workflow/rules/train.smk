@@ -1,10 +1,12 @@
 rule train_score:
     input:
         samples="results/{experiment}/samples.nc",
+        heldout="results/{experiment}/heldout.nc",
     output:
         model="results/{experiment}/model.eqx",
         spec="results/{experiment}/model.json",
         history="results/{experiment}/training.csv",
+        convergence="results/{experiment}/convergence.csv",
     log:
         "logs/{experiment}/train_score.log",
     benchmark:

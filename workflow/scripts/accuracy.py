@@ -13,7 +13,8 @@ from activeflow.stages import accuracy
 logs.to_file(snakemake.log[0])
 logs.run_stage(
     accuracy.run,
-    summary_paths=dict(zip(snakemake.params.experiments, snakemake.input)),
+    summary_paths=dict(zip(snakemake.params.experiments, snakemake.input.summaries)),
+    diagnostics_paths=dict(zip(snakemake.params.experiments, snakemake.input.diagnostics)),
     meta=dict(snakemake.params.meta),
     thresholds=dict(snakemake.params.thresholds),
     out_path=snakemake.output[0],

@@ -16,4 +16,5 @@ logs.run_stage(
     epr_path=snakemake.output.epr,
     summary_path=snakemake.output.summary,
     expected=dict(snakemake.params.model),
+    training_path=snakemake.input.training,
 )

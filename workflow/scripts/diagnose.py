@@ -16,4 +16,5 @@ logs.run_stage(
     epr_path=snakemake.input.epr,
     nc_path=snakemake.output.nc,
     csv_path=snakemake.output.csv,
+    thresholds=dict(snakemake.params.thresholds),
 )

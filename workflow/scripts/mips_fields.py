@@ -18,4 +18,5 @@ logs.run_stage(
     profile_path=snakemake.output.profile,
     expected=dict(snakemake.params.model),
     n_snapshots=snakemake.params.n_snapshots,
+    thresholds=dict(snakemake.params.thresholds),
 )

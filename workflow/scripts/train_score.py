@@ -23,4 +23,6 @@ logs.run_stage(
     spec_path=snakemake.output.spec,
     csv_path=snakemake.output.history,
     checkpoint_path=snakemake.params.checkpoint,
+    heldout_path=snakemake.input.heldout,
+    convergence_path=snakemake.output.convergence,
 )

@@ -1,10 +1,18 @@
-"""Stage `accuracy`: one table comparing every learned Ṡ_tot with a reference it can be checked against.
+"""One table comparing every learned Ṡ_tot with a reference it can be checked against, and a verdict per
+experiment.
 
 The truth is the closed form where the system has one (linear), else the score-free estimate (see
 `reference`). z is the deviation in standard errors: (learned − exact)/s.e.(learned), or, against the
 score-free estimate, the mean paired difference over the same snapshots divided by its standard error.
 A value is flagged `off` when it is both statistically (|z| > z_threshold) and practically
 (|learned − truth| > max(rel_tolerance·|truth|, abs_tolerance)) distinguishable from the truth.
+
+An experiment is `trusted` when none of its values is off and none of the FPE invariants of its
+diagnostics.csv is off (`diagnostics.invariant_off`); `why` lists what is not. Beside the learned Ṡ_tot
+the table keeps the zero-training baseline (`linear_features`: the closed-form linear-feature score) and,
+where D = εI, `implied_score_mse` = (truth − learned)/ε: for a score that is the score-matching optimum
+over a linear class containing D⁻¹b, Ṡ_tot(ŝ) = Ṡ_tot(s*) − ε E|s* − ŝ|² exactly, so this is its mean
+squared error per snapshot.
 """
 
 from typing import Any
@@ -14,7 +22,8 @@ import pandas as pd
 
 COLUMNS = [
     "experiment", "system", "v0", "quantity", "learned", "learned_se", "reference", "reference_se",
-    "exact", "truth", "rel_error", "z", "off",
+    "exact", "truth", "rel_error", "z", "off", "linear_features", "linear_features_se", "implied_score_mse",
+    "trusted", "why",
 ]
 
 
@@ -33,7 +42,8 @@ def _z(deviation: float, stderr: float) -> float:
 
 
 def experiment_rows(
-    experiment: str, system: str, v0: float, summary: pd.DataFrame, thresholds: dict[str, float]
+    experiment: str, system: str, v0: float, summary: pd.DataFrame, thresholds: dict[str, float],
+    diagnostics: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     with_exact = [q for q in summary.quantity.unique() if not np.isnan(_value(summary, q, "exact")[0])]
@@ -54,18 +64,35 @@ def experiment_rows(
         rel = deviation / abs(target) if target != 0 else float("nan")
         tolerance = max(thresholds["rel_tolerance"] * abs(target), thresholds["abs_tolerance"])
         off = bool(abs(z) > thresholds["z_threshold"] and abs(deviation) > tolerance)
+        baseline, baseline_se = _value(summary, quantity, "linear_features")
         rows.append(dict(
             experiment=experiment, system=system, v0=v0, quantity=quantity, learned=learned,
             learned_se=learned_se, reference=reference, reference_se=reference_se, exact=exact,
-            truth=truth, rel_error=rel, z=z, off=off,
+            truth=truth, rel_error=rel, z=z, off=off, linear_features=baseline, linear_features_se=baseline_se,
+            implied_score_mse=_value(summary, quantity, "implied_score_mse")[0],
         ))
+    why = [f"{r['quantity']} off" for r in rows if r["off"]]
+    if diagnostics is not None and "off" in diagnostics:
+        why += [f"{r.invariant} off" for r in diagnostics.itertuples() if r.off]
+    for row in rows:
+        row.update(trusted=not why, why="; ".join(why))
     return rows
 
 
 def accuracy_table(
-    summaries: dict[str, pd.DataFrame], meta: dict[str, dict[str, Any]], thresholds: dict[str, float]
+    summaries: dict[str, pd.DataFrame], meta: dict[str, dict[str, Any]], thresholds: dict[str, float],
+    diagnostics: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     rows = []
     for name, summary in summaries.items():
-        rows += experiment_rows(name, meta[name]["system"], float(meta[name]["v0"]), summary, thresholds)
+        rows += experiment_rows(name, meta[name]["system"], float(meta[name]["v0"]), summary, thresholds,
+                                (diagnostics or {}).get(name))
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["system", "v0", "quantity"], kind="stable")
+
+
+def verdict(summary: pd.DataFrame, diagnostics: pd.DataFrame, thresholds: dict[str, float]) -> tuple[bool, str]:
+    """(trusted, why not) of one experiment from its epr_summary and diagnostics tables."""
+    rows = experiment_rows("", "", 0.0, summary, thresholds, diagnostics)
+    if not rows:
+        return True, ""
+    return bool(rows[0]["trusted"]), rows[0]["why"]

@@ -1,4 +1,5 @@
-"""Stage `diagnose`: invariants of the stationary FPE on held-out snapshots (Sec. 4.5, Figs. 15, 18).
+"""Invariants of the stationary FPE on held-out snapshots (Sec. 4.5, Figs. 15, 18), and whether each
+is zero to within its statistical error or a tolerance.
 
 Per snapshot, divided by the number of particles N:
   fpe_residual  ∇·v + v·s               zero pointwise (23)
@@ -6,8 +7,12 @@ Per snapshot, divided by the number of particles N:
   v_dot_s       v·s                     zero mean (integration by parts of (15))
   sm_identity_x |s_x|² + ∇_x·s_x         zero mean (score matching at its optimum)
   sm_identity_g |s_g|² + ∇_g·s_g         zero mean
-"""
 
+Each invariant is a sum of two terms that cancel for the exact score; its `scale` is the mean size of
+those terms (E[|a| + |b|] for a + b, e.g. E|s_x|² + E|∇_x·s_x| for sm_identity_x). An invariant is
+`off` when its mean is both statistically (|μ| > z_threshold·s.e.) and practically
+(|μ| > invariant_tolerance·scale) away from zero.
+"""
 
 import numpy as np
 import pandas as pd
@@ -16,13 +21,12 @@ import xarray as xr
 from activeflow.analysis.stats import mean_stderr
 
 INVARIANTS = ("fpe_residual", "div_v", "v_dot_s", "sm_identity_x", "sm_identity_g")
-
-
 REQUIRED = ("s_x", "s_g", "v_x", "v_g", "div_s_x", "div_s_g", "div_x_v_x", "div_g_v_g")
 
 
 def invariants(epr: xr.Dataset) -> xr.Dataset:
-    """The invariants per snapshot from the per-particle fields of epr.nc (no network evaluation)."""
+    """The invariants per snapshot from the per-particle fields of epr.nc (no network evaluation), and
+    the size of the two terms that cancel in each (`{name}_scale`)."""
     n = epr.sizes["particle"]
 
     def total(name: str) -> np.ndarray:
@@ -32,22 +36,39 @@ def invariants(epr: xr.Dataset) -> xr.Dataset:
     def dot(a: str, b: str) -> np.ndarray:
         return (epr[a].values * epr[b].values).reshape(epr.sizes["sample"], -1).sum(-1) / n
 
-    div_v = total("div_x_v_x") + total("div_g_v_g")
-    v_dot_s = dot("v_x", "s_x") + dot("v_g", "s_g")
-    values = dict(
-        fpe_residual=div_v + v_dot_s,
-        div_v=div_v,
-        v_dot_s=v_dot_s,
-        sm_identity_x=dot("s_x", "s_x") + total("div_s_x"),
-        sm_identity_g=dot("s_g", "s_g") + total("div_s_g"),
+    div_x, div_g = total("div_x_v_x"), total("div_g_v_g")
+    vs_x, vs_g = dot("v_x", "s_x"), dot("v_g", "s_g")
+    terms = dict(
+        fpe_residual=(div_x + div_g, vs_x + vs_g),
+        div_v=(div_x, div_g),
+        v_dot_s=(vs_x, vs_g),
+        sm_identity_x=(dot("s_x", "s_x"), total("div_s_x")),
+        sm_identity_g=(dot("s_g", "s_g"), total("div_s_g")),
     )
-    return xr.Dataset({k: ("sample", v, {"long_name": f"{k} per particle"}) for k, v in values.items()})
+    data = {}
+    for name, (a, b) in terms.items():
+        data[name] = ("sample", a + b, {"long_name": f"{name} per particle"})
+        data[f"{name}_scale"] = ("sample", np.abs(a) + np.abs(b),
+                                 {"long_name": f"size of the two terms of {name}, per particle"})
+    return xr.Dataset(data)
 
 
-def summary(ds: xr.Dataset, replica: np.ndarray | None) -> pd.DataFrame:
+def summary(ds: xr.Dataset, replica: np.ndarray | None, thresholds: dict[str, float] | None = None) -> pd.DataFrame:
+    """μ, σ, standard error and scale per invariant; with `thresholds` (z_threshold,
+    invariant_tolerance), whether it is `off`."""
     rows = []
     for name in INVARIANTS:
         values = ds[name].values
         mean, se = mean_stderr(values, replica)
-        rows.append(dict(invariant=name, mean=mean, std=float(np.std(values, ddof=1)), stderr=se, n_samples=values.size))
+        row = dict(invariant=name, mean=mean, std=float(np.std(values, ddof=1)), stderr=se, n_samples=values.size)
+        if f"{name}_scale" in ds:
+            row["scale"] = float(ds[f"{name}_scale"].mean())
+        if thresholds is not None:
+            row["off"] = invariant_off(mean, se, row.get("scale", 0.0), thresholds)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def invariant_off(mean: float, stderr: float, scale: float, thresholds: dict[str, float]) -> bool:
+    statistical = not abs(mean) <= thresholds["z_threshold"] * stderr  # NaN s.e. counts as resolved
+    return bool(statistical and abs(mean) > thresholds["invariant_tolerance"] * scale)

@@ -29,6 +29,7 @@ import pandas as pd
 import xarray as xr
 
 from activeflow.analysis import local_density
+from activeflow.analysis.diagnostics import invariant_off
 from activeflow.models.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore
 from activeflow.numerics.clusters import GAS, INTERIOR, SURFACE, phases
 from activeflow.numerics.precision import full_precision
@@ -106,21 +107,28 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
     )
 
 
-def by_phase(ds: xr.Dataset) -> dict[str, Any]:
+def by_phase(ds: xr.Dataset, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
     """Per-particle means of |v_g|² and ∇_g·v_g over all snapshots, overall and in each phase, with the
     fraction of particles in each phase: the number behind "the EPR concentrates at the interface".
 
     Also the score-matching identity E[|s_g^i|² + ∇_{g^i}·s_g^i] = 0, which integration by parts gives
     for the exact score of any density (Fig. 18C, g block, per particle): a learned s_g far from it is
     not the score of the data. Its standard error treats particles as independent (they are not quite:
-    neighbours are correlated), so read it as a lower bound."""
-    identity = (ds.s_g**2).sum("dim").values + ds.div_s_g.values
+    neighbours are correlated), so read it as a lower bound. With `thresholds`, `trusted` says whether
+    it is zero within z_threshold standard errors or invariant_tolerance of the size of its two terms
+    (`sm_identity_g_scale` = E|s_g|² + E|∇_g·s_g|), as for the FPE invariants of the other systems."""
+    squared = (ds.s_g**2).sum("dim").values
+    identity = squared + ds.div_s_g.values
     row: dict[str, Any] = dict(n_particles=int(ds.attrs["n_particles"]), phi=float(ds.attrs["phi"]),
                                n_snapshots=ds.sizes["sample"],
                                largest_cluster_fraction=float(ds.largest_cluster_fraction.mean()),
                                v_g_sq=float(ds.v_g_sq.mean()), div_g_v_g=float(ds.div_g_v_g.mean()),
                                sm_identity_g=float(identity.mean()),
-                               sm_identity_g_stderr=float(identity.std(ddof=1) / np.sqrt(identity.size)))
+                               sm_identity_g_stderr=float(identity.std(ddof=1) / np.sqrt(identity.size)),
+                               sm_identity_g_scale=float(np.mean(np.abs(squared) + np.abs(ds.div_s_g.values))))
+    if thresholds is not None:
+        row["trusted"] = not invariant_off(row["sm_identity_g"], row["sm_identity_g_stderr"],
+                                           row["sm_identity_g_scale"], thresholds)
     phase = ds.phase.values
     for code, name in PHASE_NAMES.items():
         mask = phase == code

@@ -19,8 +19,13 @@ def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
             ax.errorbar(t.v0 - shift, t.reference, yerr=t.reference_se, fmt="s", mfc="none", capsize=3,
                         label="score-free ± s.e.")
         ax.errorbar(t.v0 + shift, t.learned, yerr=t.learned_se, fmt="o", ms=4, capsize=3, label="learned ± s.e.")
-        for row in t[t.off].itertuples():
-            ax.annotate("off", (row.v0, row.learned), textcoords="offset points", xytext=(5, 5), color="tab:red")
+        if "linear_features" in t and t.linear_features.notna().any():
+            ax.errorbar(t.v0 + 2 * shift, t.linear_features, yerr=t.linear_features_se, fmt="d", ms=3, capsize=2,
+                        color="tab:gray", label="linear features, no training")
+        trusted = t.trusted if "trusted" in t else ~t.off
+        for row in t[~trusted.astype(bool)].itertuples():
+            ax.annotate("not trusted" if not row.off else "off", (row.v0 + shift, row.learned),
+                        textcoords="offset points", xytext=(5, 5), color="tab:red", fontsize=7)
         ax.set(xlabel="v$_0$", ylabel="Ṡ$_{tot}$", title=system)
         if len(t) == 1:
             v = float(t.v0.iloc[0])

@@ -8,6 +8,7 @@ by orders of magnitude with v0; signed fields use a diverging map centred on zer
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import xarray as xr
 from matplotlib.collections import EllipseCollection
 from matplotlib.colors import Normalize, TwoSlopeNorm
@@ -190,4 +191,36 @@ def fig18_trap_diagnostics(diagnostics: list[xr.Dataset], v0: list[float], snaps
         ax.set_ylabel("density")
         ax.legend(fontsize=6)
         ax.text(-0.1, 1.03, letter, transform=ax.transAxes, fontweight="bold", fontsize=11)
+    return fig
+
+
+def trap_convergence(convergence: list[pd.DataFrame], v0: list[float], snapshot: int = 0) -> Figure:
+    """Learned Ṡ_tot against the training step, one panel per v0, with the score-free Ṡ_tot of the
+    same held-out snapshots ± s.e. as a band (its value at the last step; it does not depend on the
+    score); the relative gap at the last step in each title. Below: the score-matching identities."""
+    fig, axes = plt.subplots(2, len(v0), figsize=(3.4 * len(v0), 4.6), squeeze=False, sharex="col",
+                             constrained_layout=True, gridspec_kw=dict(height_ratios=[2, 1]))
+    for col, (table, v) in enumerate(zip(convergence, v0)):
+        top, bottom = axes[0, col], axes[1, col]
+        rows = {q: t.sort_values("step") for q, t in table.groupby("quantity")}
+        learned = rows["S_tot"]
+        top.errorbar(learned.step, learned.value, yerr=learned.stderr, fmt="o-", ms=3, capsize=2, label="learned")
+        title = f"v$_0$ = {v:g}"
+        if "S_tot_score_free" in rows:
+            free, gap = rows["S_tot_score_free"].iloc[-1], rows["S_tot_gap"].iloc[-1]
+            top.axhspan(free.value - free.stderr, free.value + free.stderr, color="tab:gray", alpha=0.3,
+                        label="score-free ± s.e.")
+            top.axhline(free.value, color="tab:gray", lw=1)
+            if free.value != 0:
+                title += f"\ngap {gap.value / free.value:+.1%} ± {gap.stderr / abs(free.value):.1%}"
+        top.set(title=title, ylabel=r"$\dot S_{tot}$" if col == 0 else None)
+        for name, style in (("sm_identity_x", "s-"), ("sm_identity_g", "^-")):
+            if name in rows:
+                r = rows[name]
+                bottom.errorbar(r.step, r.value, yerr=r.stderr, fmt=style, ms=3, capsize=2, label=name)
+        bottom.axhline(0, color="k", lw=0.5)
+        bottom.set(xlabel="training step", ylabel="identity / particle" if col == 0 else None)
+        if col == 0:
+            top.legend(fontsize=7)
+            bottom.legend(fontsize=7)
     return fig

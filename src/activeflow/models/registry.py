@@ -10,22 +10,34 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
+from activeflow.models.features import GatedFeatureNet, LinearFeatureScore, PairFeatures, fit_linear_features
 from activeflow.models.local_transformer import LocalTransformerScore
 from activeflow.models.mlp import MLPScore
 from activeflow.models.score_model import ScoreModel
 from activeflow.models.transformer import TransformerScore
 from activeflow.physics.systems import AOUPSystem, make_system
 
-NETWORKS: dict[str, type[eqx.Module]] = {"mlp": MLPScore, "transformer": TransformerScore}
+NETWORKS: dict[str, type[eqx.Module]] = {"mlp": MLPScore, "transformer": TransformerScore,
+                                         "gated_features": GatedFeatureNet}
 # The MIPS score's network keys (the local transformer of s_g only).
 LOCAL_NETWORK_KEYS = ("embed_dim", "n_layers", "n_heads", "mlp_width", "mlp_depth", "n_neighbours")
 
 
-def make_network(kind: str, hyper: dict[str, Any], *, key: PRNGKeyArray) -> eqx.Module:
+def prior_features(system: AOUPSystem, prior: dict[str, Any]) -> PairFeatures:
+    """The feature map of the config's `network.prior` block."""
+    return PairFeatures.for_system(system, int(prior["n_radial"]), float(prior["r_min"]), float(prior["r_max"]),
+                                   forces=bool(prior["forces"]), products=bool(prior["products"]))
+
+
+def make_network(kind: str, hyper: dict[str, Any], *, key: PRNGKeyArray, system: AOUPSystem | None = None,
+                 prior: dict[str, Any] | None = None) -> eqx.Module:
     if kind not in NETWORKS:
         raise ValueError(f"unknown network kind {kind!r}; allowed: {sorted(NETWORKS)}")
+    if kind == "gated_features":
+        return GatedFeatureNet(prior_features(system, prior), **hyper, key=key)
     return NETWORKS[kind](**hyper, key=key)
 
 
@@ -40,6 +52,11 @@ def network_hyperparameters(system: AOUPSystem, network: dict[str, Any]) -> dict
             depth=int(network["depth"]),
             period=system.box if network.get("periodic", True) else None,
         )
+    if kind == "gated_features":
+        if not network.get("prior") or not network.get("boltzmann_shift"):
+            raise ValueError("network kind 'gated_features' corrects a fitted prior: it needs network.prior and "
+                             "boltzmann_shift: true")
+        return dict(width=int(network["width"]), depth=int(network["depth"]))
     if kind == "transformer":
         if system.box is not None:
             raise ValueError("network kind 'transformer' has no periodic embedding yet; use it in open space (trap)")
@@ -78,5 +95,20 @@ def build_model(spec: dict[str, Any], key: jax.Array | None) -> eqx.Module:
     if spec["system"] == "mips":
         return LocalTransformerScore.build(**spec["hyperparameters"], key=key)
     system = make_system(spec["system"], spec["parameters"])
-    net = make_network(spec["network"]["kind"], spec["hyperparameters"], key=key)
-    return ScoreModel(net, system, shift=bool(spec["network"].get("boltzmann_shift", False)))
+    prior_config = spec["network"].get("prior")
+    net = make_network(spec["network"]["kind"], spec["hyperparameters"], key=key, system=system, prior=prior_config)
+    prior = None
+    if prior_config:  # coefficients zero here: `fit_prior` fits them, or the saved weights fill them in
+        features = prior_features(system, prior_config)
+        zeros = jnp.zeros(features.n_features)
+        prior = LinearFeatureScore(features, zeros, zeros)
+    return ScoreModel(net, system, shift=bool(spec["network"].get("boltzmann_shift", False)), prior=prior)
+
+
+def fit_prior(model: ScoreModel, x, g, replica=None) -> tuple[ScoreModel, dict[str, Any]]:
+    """The model with its prior's coefficients fitted in closed form on the snapshots x, g
+    (`features.fit_linear_features`, ridge cross-validated over replicas); and the fit's report."""
+    if model.prior is None:
+        raise ValueError("this model has no prior to fit (network.prior is not set)")
+    prior, report = fit_linear_features(model.prior.features, x, g, groups=replica)
+    return eqx.tree_at(lambda m: m.prior, model, prior), report

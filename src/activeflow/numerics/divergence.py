@@ -18,7 +18,10 @@ ScoreFn = Callable[[Snapshot, Snapshot], tuple[Snapshot, Snapshot]]
 def score_and_divergence(
     score_fn: ScoreFn, x: Snapshot, g: Snapshot
 ) -> tuple[Snapshot, Snapshot, Float[Array, " N"], Float[Array, " N"]]:
-    """(s_x, s_g, ∇_{x^i}·s_x^i, ∇_{g^i}·s_g^i) for one snapshot."""
+    """(s_x, s_g, ∇_{x^i}·s_x^i, ∇_{g^i}·s_g^i) for one snapshot. A score that knows a cheaper exact way
+    (`ScoreModel.has_fields`: a fitted prior, whose divergence is local) gives them itself."""
+    if getattr(score_fn, "has_fields", False):
+        return score_fn.fields(x, g)
     (s_x, s_g), tangent = jax.linearize(score_fn, x, g)
     n, d = x.shape
     basis = jnp.eye(n * d, dtype=x.dtype).reshape(n * d, n, d)

@@ -7,19 +7,29 @@ import pandas as pd
 
 from activeflow import io
 from activeflow.analysis.accuracy import accuracy_table
+from activeflow.errors import InputFileError
 
 log = logging.getLogger(__name__)
 
 
-def run(summary_paths: dict[str, str], meta: dict[str, dict[str, Any]], thresholds: dict[str, float], out_path: str) -> None:
-    summaries = {}
-    for name, path in summary_paths.items():
+def read_table(path: str, columns: set[str], what: str) -> pd.DataFrame:
+    try:
         table = pd.read_csv(path)
-        missing = {"quantity", "estimator", "mean", "stderr"} - set(table.columns)
-        if missing:
-            raise ValueError(f"{path}: not an epr_summary table (missing columns {sorted(missing)})")
-        summaries[name] = table
-    table = accuracy_table(summaries, meta, thresholds)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputFileError(f"{path}: unreadable {what} table ({err})") from None
+    missing = columns - set(table.columns)
+    if missing:
+        raise InputFileError(f"{path}: not a {what} table (missing columns {sorted(missing)})")
+    return table
+
+
+def run(summary_paths: dict[str, str], meta: dict[str, dict[str, Any]], thresholds: dict[str, float], out_path: str,
+        diagnostics_paths: dict[str, str] | None = None) -> None:
+    summaries = {name: read_table(path, {"quantity", "estimator", "mean", "stderr"}, "epr_summary")
+                 for name, path in summary_paths.items()}
+    diagnostics = {name: read_table(path, {"invariant", "mean", "stderr", "off"}, "diagnostics")
+                   for name, path in (diagnostics_paths or {}).items()}
+    table = accuracy_table(summaries, meta, thresholds, diagnostics)
     io.write_csv(table, out_path)
     for row in table[table.quantity == "S_tot"].itertuples():
         log.info(
@@ -27,3 +37,6 @@ def run(summary_paths: dict[str, str], meta: dict[str, dict[str, Any]], threshol
             row.learned_se, row.truth, row.exact if row.truth == "exact" else row.reference, row.rel_error,
             row.z, "  OFF" if row.off else "",
         )
+    for name, rows in table.groupby("experiment", sort=False):
+        if not rows.trusted.iloc[0]:
+            log.warning("%s is NOT TRUSTED (%s): its figures are marked; see accuracy.csv", name, rows.why.iloc[0])

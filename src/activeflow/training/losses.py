@@ -64,7 +64,7 @@ def stochastic_snapshot_terms(
     if shifted:
         b_x, b_g = score_fn.known_score(x, g)
         s_x, s_g = s_x + b_x, s_g + b_g
-        div_x, div_g = (jnp.sum(d) for d in score_fn.known_divergence(x))
+        div_x, div_g = (jnp.sum(d) for d in score_fn.known_divergence(x, g))
         known_j, known_dj = div_x + div_g, system.Dx * div_x + system.Dg * div_g
 
     def probe(k):
