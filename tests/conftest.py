@@ -1,6 +1,14 @@
+import os
+import tempfile
+
 import jax
 import numpy as np
 import pytest
+
+# One persistent compilation cache for the whole session, the Snakemake jobs it starts included (they
+# inherit the environment): the workflow tests compile the same functions in many processes.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="activeflow-jax-cache-"))
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 # Closed-form comparisons need double precision; the workflow itself runs in float32 (subprocesses).
 jax.config.update("jax_enable_x64", True)

@@ -18,7 +18,7 @@ def test_chains_by_hand():
 
 def test_a_cluster_across_the_boundary_is_one_cluster():
     """Two halves of one blob at opposite edges: one cluster with minimum-image distances, two with
-    plain ones (the pitfall of DESIGN.md §7)."""
+    plain ones (a pitfall of the paper's published code)."""
     left = np.array([[0.2, 5.0], [0.2, 6.0], [1.0, 5.5]])
     right = np.array([[9.5, 5.0], [9.5, 6.0]])
     x = np.concatenate([left, right])

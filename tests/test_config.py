@@ -1,5 +1,6 @@
-"""Bad configs: each is fed to the real `snakemake -n`, which must exit non-zero before building the DAG,
-with a message naming the offending key and the allowed values."""
+"""Bad configs: each is checked in-process by `activeflow.config.validate`, the function the Snakefile
+calls, for a message naming the offending key and the allowed values; a few of them are fed to the real
+`snakemake -n`, which must exit non-zero with that message before building the DAG."""
 
 import copy
 import subprocess
@@ -136,7 +137,29 @@ CASES = [
      ["mips.network.n_neighbours = 64", "1 to 63"]),
     ("mips-phi-above-close-packing", lambda c: mips(c)["parameters"].update(phi=0.95),
      ["mips.parameters.phi = 0.95", "0.9069"]),
+    # the linear-feature prior, the convergence table, the verdict
+    ("prior-on-the-ring", lambda c: ring(c)["network"].update(
+        boltzmann_shift=True, prior=dict(n_radial=2, r_min=1.0, r_max=2.0, forces=False, products=False)),
+     ["experiments.ring.network.prior", "allowed: systems 'trap', 'linear'"]),
+    ("prior-without-shift", lambda c: trap(c)["network"].update(
+        boltzmann_shift=False, prior=dict(n_radial=2, r_min=1.0, r_max=2.0, forces=True, products=False)),
+     ["experiments.trap.network.boltzmann_shift = False", "allowed: true"]),
+    ("prior-range-decreasing", lambda c: trap(c)["network"].update(
+        prior=dict(n_radial=2, r_min=2.0, r_max=1.0, forces=True, products=False)),
+     ["experiments.trap.network.prior.r_max = 1.0", "not above prior.r_min = 2.0"]),
+    ("prior-forces-without-disks", lambda c: c["experiments"]["linear"]["network"].update(
+        boltzmann_shift=True, prior=dict(n_radial=0, r_min=1.0, r_max=2.0, forces=True, products=False)),
+     ["experiments.linear.network.prior.forces = True", "needs soft disks"]),
+    ("gated-without-prior", lambda c: trap(c).update(network=dict(kind="gated_features", width=8, depth=1,
+                                                                 boltzmann_shift=True)),
+     ["experiments.trap.network.prior: required key is missing"]),
+    ("monitor-beyond-heldout", lambda c: trap(c)["training"].update(monitor_snapshots=17),
+     ["experiments.trap.training.monitor_snapshots = 17", "allowed: 2 to 16"]),
+    ("missing-invariant-tolerance", lambda c: c["accuracy"].pop("invariant_tolerance"),
+     ["accuracy.invariant_tolerance: required key is missing"]),
 ]
+# Fed to the real `snakemake -n` too: a schema problem, a cross-key problem, a MIPS problem.
+THROUGH_SNAKEMAKE = ("enum-optimizer", "batch-exceeds-data", "mips-dt-stiff")
 
 
 def dry_run(case_dir: Path, cfg: dict) -> subprocess.CompletedProcess:
@@ -150,14 +173,16 @@ def dry_run(case_dir: Path, cfg: dict) -> subprocess.CompletedProcess:
     )
 
 
+def edited(name: str) -> dict:
+    cfg = copy.deepcopy(BASE)
+    next(edit for n, edit, _ in CASES if n == name)(cfg)
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def dry_runs(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
-    """All cases (and the unedited config) at once, a few processes in parallel: each costs ~1.5 s."""
-    jobs = {"valid": BASE}
-    for name, edit, _ in CASES:
-        cfg = copy.deepcopy(BASE)
-        edit(cfg)
-        jobs[name] = cfg
+    """The unedited config and the THROUGH_SNAKEMAKE cases, in parallel processes."""
+    jobs = {"valid": BASE} | {name: edited(name) for name in THROUGH_SNAKEMAKE}
     dirs = {name: tmp_path_factory.mktemp(name) for name in jobs}
     with ThreadPoolExecutor(max_workers=3) as pool:
         procs = dict(zip(jobs, pool.map(lambda n: dry_run(dirs[n], jobs[n]), jobs)))
@@ -175,9 +200,18 @@ def test_the_unedited_config_plans_jobs(dry_runs):
     assert "train_score" in proc.stdout
 
 
-@pytest.mark.workflow
 @pytest.mark.parametrize("name,expected", [(n, e) for n, _, e in CASES], ids=[n for n, _, _ in CASES])
-def test_bad_config_is_refused_by_snakemake(dry_runs, name, expected):
+def test_bad_config_is_refused_with_the_key_and_the_allowed_values(name, expected):
+    with pytest.raises(ConfigError) as err:
+        afconfig.validate(edited(name), SCHEMA)
+    for text in expected:
+        assert text in str(err.value), f"{text!r} not in:\n{err.value}"
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name", THROUGH_SNAKEMAKE)
+def test_bad_config_is_refused_by_snakemake_before_the_dag(dry_runs, name):
+    expected = next(e for n, _, e in CASES if n == name)
     proc, case_dir = dry_runs[name]
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-2000:]

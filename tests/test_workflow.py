@@ -507,10 +507,11 @@ def descendants_running(pid: int, marker: str) -> list:
 @pytest.mark.workflow
 def test_preempted_training_job_is_resumed_by_snakemake(tmp_path):
     """A SLURM preemption kills the job's process; Snakemake (--retries) reruns the job, which resumes
-    from the checkpoint Snakemake left alone, and the model is bitwise that of an uninterrupted run."""
+    from the checkpoint Snakemake left alone (that a resumed run is bitwise the uninterrupted one is
+    tests/test_checkpoint.py's)."""
     work = copy_workflow(tmp_path)
     (work / "long.yaml").write_text(yaml.safe_dump(
-        {"experiments": {"ring": {"training": {"steps": 1000, "checkpoint_every": 20, "log_every": 100}}}}))
+        {"experiments": {"ring": {"training": {"steps": 400, "checkpoint_every": 20, "log_every": 100}}}}))
     target = "results/ring/model.eqx"
     args = [SNAKEMAKE, target, "--cores", "1", "--configfile", "config/test.yaml", "long.yaml"]
     ckpt = work / "results" / "ring" / "checkpoints" / "train_score.ckpt"
@@ -528,9 +529,4 @@ def test_preempted_training_job_is_resumed_by_snakemake(tmp_path):
     assert "Error in rule train_score" in out  # the first attempt died ...
     log = (work / "logs" / "ring" / "train_score.log").read_text()
     assert "resuming from checkpoint results/ring/checkpoints/train_score.ckpt at step" in log  # ... the retry resumed
-    assert not ckpt.exists()
-    resumed = (work / target).read_bytes()
-
-    subprocess.run([*args, "--forcerun", "train_score"], cwd=work, capture_output=True, check=True, timeout=600)
-    assert "resuming" not in (work / "logs" / "ring" / "train_score.log").read_text()
-    assert (work / target).read_bytes() == resumed
+    assert not ckpt.exists() and (work / target).exists()

@@ -1,7 +1,7 @@
 """Stage `compute_epr`: per-particle score, probability-flow velocity, their exact divergences and the
 entropy production rates, on held-out snapshots (the one stage that evaluates the network there).
 
-For particle i (DESIGN.md §2, paper (16), (18)):
+For particle i (paper (16), (18)):
     total EPR density  |v^i|²_{D⁻¹} = |v_x^i|²/D_x + |v_g^i|²/D_g,
     system EPR         ∇_i·v^i = ∇_{x^i}·v_x^i + ∇_{g^i}·v_g^i   (exact Jacobian blocks).
 Globally Ṡ_tot = E_ρ Σ_i |v^i|²_{D⁻¹} (21) and E_ρ[∇·v] = 0 (15).

@@ -50,7 +50,7 @@ def binned_mean(
     """Mean of `values` (n_points,) per cell of a grid over `positions` (n_points, 2).
 
     Normalised by the number of points per cell, never by the sum of the values, which for a signed
-    field such as ∇·v is near zero (DESIGN.md §7). Cells are [lo, hi) with the last one closed, as in
+    field such as ∇·v is near zero. Cells are [lo, hi) with the last one closed, as in
     `np.histogram2d`; points outside the extent are dropped and counted."""
     positions, values = np.asarray(positions, float), np.asarray(values, float)
     if positions.ndim != 2 or positions.shape[1] != 2 or values.shape != positions.shape[:1]:

@@ -25,7 +25,7 @@ decoded. For the divergence, the first layer is split (`_first_layer_split`, tes
 module): what the neighbours' tokens compute among themselves does not depend on g^i and stays outside
 the differentiated function, so that the derivatives pass through the attention at O(K·d_e) cost.
 Linear maps and MLPs act on all tokens as one row-major product (`linear_rows`, `mlp_rows`), which
-XLA-CPU runs without transposing the tokens around each product (the divergence 1.2× faster).
+XLA-CPU runs without transposing the tokens around each product (docs/performance.md).
 
 All-particle evaluation is chunked over particles (`jax.lax.map` over padded chunks), so memory is
 O(chunk·K·d_e) whatever N is; no N×N array is formed anywhere (neighbour selection included).
@@ -45,9 +45,8 @@ from activeflow.physics.space import minimum_image
 
 Snapshot = Float[Array, "N d"]
 Indices = Int[Array, "n K"]
-# Particles per chunk, the fastest on 2 CPU cores for the paper-size network at N = 2048 and 4096
-# (forward 32: 10% faster than 64; divergence 16, which carries d tangents besides the primal: 8 and
-# 32 were slower). Arrays of that size stay in cache.
+# Particles per chunk, the fastest measured for the paper-size network (docs/performance.md); the
+# divergence carries d tangents besides the primal, hence a smaller chunk. Arrays of that size stay in cache.
 DEFAULT_CHUNK = 32
 DIVERGENCE_CHUNK = 16
 

@@ -31,8 +31,8 @@ def _standardise(h: Float[Array, "... d_e"], eps: float) -> Float[Array, "... d_
 
 @_standardise.defjvp
 def _standardise_jvp(eps, primals, tangents):
-    # The closed form; JAX's own forward-mode derivative of eqx.nn.LayerNorm cost 14x its value
-    # (0.09 -> 1.3 ms with two tangents on 16 x 65 x 256 tokens), this one 2.4x.
+    # The closed form: JAX's own forward-mode derivative of eqx.nn.LayerNorm cost far more
+    # (docs/performance.md).
     (h,), (dh,) = primals, tangents
     centred, inverse = _centred_and_inverse_std(h, eps)
     out = centred * inverse
@@ -63,9 +63,9 @@ def mlp_rows(mlp: eqx.nn.MLP, h: Float[Array, "... n_in"]) -> Float[Array, "... 
 
 
 def per_token(mlp: eqx.nn.MLP, h: Float[Array, "... n_in"], row_major: bool) -> Float[Array, "... n_out"]:
-    """The MLP on every token: `mlp_rows` with `row_major`, else `jax.vmap`. Row-major made the local
-    transformer's forward-mode divergence 1.2x faster on 2 CPU cores, but the trap's training step with
-    the exact divergence (reverse mode over forward mode) 1.1x slower, so each takes its faster one."""
+    """The MLP on every token: `mlp_rows` with `row_major`, else `jax.vmap`. Row-major is faster for the
+    local transformer's forward-mode divergence, slower for the trap's reverse-over-forward training
+    step, so each takes its faster one (docs/performance.md)."""
     return mlp_rows(mlp, h) if row_major else jax.vmap(mlp)(h)
 
 

@@ -4,7 +4,7 @@ Two particles are bonded when their minimum-image distance is below `contact` (e
 radius a, a little beyond touching); clusters are the connected components of the bond graph. The pairs
 come from SciPy's periodic k-d tree and the components from `scipy.sparse.csgraph`, so the cost is
 O(N log N), no N×N array is formed, and a cluster that straddles the box boundary stays one cluster
-(DESIGN.md §7: never classify with non-periodic distances).
+(never classify with non-periodic distances).
 """
 
 import numpy as np

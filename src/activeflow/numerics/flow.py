@@ -1,4 +1,4 @@
-"""The probability-flow velocity v = b − D s and its exact per-particle divergences (DESIGN.md §2)."""
+"""The probability-flow velocity v = b − D s and its exact per-particle divergences."""
 
 import logging
 from typing import NamedTuple

@@ -1,10 +1,9 @@
 """Full float32 precision of matrix products for evaluation (the numbers we report).
 
-On a GPU, JAX's default precision for float32 matrix products may use TF32 (10-bit mantissa). Measured on
-an H200 (benchmarks/matmul_precision.py, paper-size local transformer): per-particle s_g and the exact
-∇_g·s_g differed from float64 by 1.7e-3 and 4.6e-3 (largest error / rms), against < 5e-6 on a CPU.
-Training keeps the default (faster, and the gradient noise is far larger); evaluation does not:
-flow.evaluate_fields (epr.nc, the phase-space maps), mips_epr.particle_fields and
+On a GPU, JAX's default precision for float32 matrix products may use TF32 (10-bit mantissa), which
+moves the per-particle scores and divergences measurably (benchmarks/matmul_precision.py,
+docs/performance.md). Training keeps the default (faster, and the gradient noise is far larger);
+evaluation does not: flow.evaluate_fields (epr.nc, the phase-space maps), mips_fields.particle_fields and
 attention.rollout_dataset, from a stage or a notebook. On a CPU this changes nothing: XLA-CPU computes
 float32 products in full precision anyway."""
 

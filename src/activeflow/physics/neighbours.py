@@ -28,8 +28,8 @@ from activeflow.errors import ActiveflowError
 from activeflow.physics.space import cell_coordinates, fold, minimum_image
 
 Positions = Float[Array, "N d"]
-# Rows per block when building a list: the candidate arrays of a block then fit in cache (at N = 32768
-# a build took 32 ms in one block, 18 ms in blocks of 4096 rows, 20 ms in blocks of 1024, on 2 CPU cores).
+# Rows per block when building a list: the candidate arrays of a block then fit in cache
+# (docs/performance.md).
 BUILD_BLOCK = 4096
 # With the "blocked" layout, pair sums over an unsliced list go in runs of this many particles, so that
 # the (width × run) pair arrays stay in cache on a CPU (docs/performance.md).
@@ -63,8 +63,7 @@ class NeighbourList(eqx.Module):
 
     `indices` holds a row per particle; `columns` holds the same list for summing pair terms, column-major
     (one row per neighbour slot, one column per particle): a pair sum is then a sum over the leading
-    axis, which XLA-CPU vectorises across particles (the MIPS force took 1.34 ms instead of 1.96 ms
-    at N = 32768 this way). `max_cell_count` and `max_neighbour_count` are running maxima over every
+    axis, which XLA-CPU vectorises across particles (docs/performance.md). `max_cell_count` and `max_neighbour_count` are running maxima over every
     build since the list was first made, so one check after a chunk of steps catches an overflow in
     any rebuild within it."""
 
@@ -103,7 +102,7 @@ class NeighbourList(eqx.Module):
 
 def _sort_by_key(key: Int[Array, " N"], n_keys: int) -> tuple[Int[Array, " N"], Int[Array, " N"]]:
     """Indices sorted by key (0 ≤ key < n_keys), ties by index, and the sorted keys. Sorts the one
-    packed key·N + index when it fits in int32 (5× faster than an argsort on XLA-CPU), else argsorts."""
+    packed key·N + index when it fits in int32 (faster than an argsort on XLA-CPU), else argsorts."""
     n = key.shape[0]
     if n_keys * n < PACKED_KEY_LIMIT:
         packed = jnp.sort(key * n + jnp.arange(n, dtype=jnp.int32))
@@ -131,7 +130,7 @@ class NeighbourSearch(eqx.Module):
     rows sorted by their number of neighbours and cut into len(slice_widths) slices of about equal
     size, slice b keeping slice_widths[b] columns. A force then costs Σ widths·rows instead of
     N·max_neighbours: the padding follows the typical row, not the fullest one, whose count grows with N
-    (at N = 32768, φ = 0.5: widths 8, 9, 10, 18 against 18 for all, a 1.5× faster force)."""
+    (docs/performance.md)."""
 
     box: float = eqx.field(static=True)
     cutoff: float = eqx.field(static=True)
@@ -259,7 +258,7 @@ class NeighbourSearch(eqx.Module):
     def needs_rebuild(self, neighbours: NeighbourList, x: Positions) -> Bool[Array, ""]:
         moved = minimum_image(x - neighbours.reference, self.box)
         # Per coordinate, not a norm over the trailing axis (see `displacement_components`); `any`, not
-        # `max`: on XLA-CPU the max of the squared norms took 0.37 ms at N = 32768, `any` 0.10 ms.
+        # `max` (faster on XLA-CPU).
         return jnp.any(sum(moved[:, c] ** 2 for c in range(self.dim)) > (self.skin / 2) ** 2)
 
     def update(self, neighbours: NeighbourList, x: Positions) -> NeighbourList:
@@ -386,9 +385,8 @@ def _compact(
 
     The columns are taken in groups of a few (`_group_size`), each group's keep flags packed into one
     integer: output slot j lies in the group whose running count first exceeds j, and within it at the
-    r-th set bit of the group's mask, read from a table of 2^group × group entries. A handful of gathers
-    per output slot: at N = 32768, 81 candidates and 18 slots this took 2.2 ms on 2 CPU cores, against
-    10 ms for a binary search of the row's running count and more for a row sort or a scatter."""
+    r-th set bit of the group's mask, read from a table of 2^group × group entries: a handful of gathers
+    per output slot, faster than a binary search, a row sort or a scatter (docs/performance.md)."""
     n, w = values.shape
     group = _group_size(w)
     n_groups = -(-w // group)
@@ -444,7 +442,7 @@ def displacement_components(
     column i holds the neighbours of centre i (`NeighbourList.columns`).
 
     One array per coordinate, not an (n, M, d) array: on XLA-CPU the gathers and the arithmetic of a
-    trailing axis of size d = 2 vectorise poorly, and this layout made the MIPS force 1.7× faster."""
+    trailing axis of size d = 2 vectorise poorly (docs/performance.md)."""
     n = x.shape[0]
     valid = indices < n
     components = []
