@@ -90,12 +90,34 @@ def test_the_closed_form_fit_recovers_the_linear_score_from_exact_samples(linear
     ex = exact(linear)
     x, g = ex.sample(rng, 20000)
     prior, report = fit_linear_features(PairFeatures.for_system(linear, 0, 1.0, 2.0), x, g)
-    assert report["ridge"] in report["cv_losses"] and report["n_features"] == 4
+    assert (report["ridge"], report["towards_anchor"]) in report["cv_losses"] and report["n_features"] == 4
     xt, gt = ex.sample(rng, 2000)
     learned = np.concatenate([np.asarray(a).reshape(2000, -1) for a in jax.vmap(prior)(jnp.asarray(xt),
                                                                                     jnp.asarray(gt))], 1)
     truth = np.concatenate([a.reshape(2000, -1) for a in ex.score(xt, gt)], 1)
     assert np.linalg.norm(learned - truth) / np.linalg.norm(truth) < 0.02
+
+
+def test_a_ridge_towards_the_boltzmann_score_keeps_the_exact_score_at_v0_0(rng):
+    """At v0 = 0 the Boltzmann score is exact and lies in the feature span; from few snapshots a fit pulled
+    towards zero fits noise, while cross-validation picks the pull towards the anchor and stays close."""
+    system = Linear(mu=1.0, v0=0.0, gamma=0.3, eps=0.3, trap=1.0, spring=0.6, n_particles=3, dim=2)
+    ex = exact(system)
+    x, g = ex.sample(rng, 40)
+    features = PairFeatures.for_system(system, 0, 1.0, 2.0)
+    xt, gt = ex.sample(rng, 2000)
+    truth = np.concatenate([a.reshape(2000, -1) for a in ex.score(xt, gt)], 1)
+
+    def error(prior):
+        learned = np.concatenate([np.asarray(a).reshape(2000, -1)
+                                  for a in jax.vmap(prior)(jnp.asarray(xt), jnp.asarray(gt))], 1)
+        return np.linalg.norm(learned - truth) / np.linalg.norm(truth)
+
+    anchored, report = fit_linear_features(features, x, g, anchor=system.boltzmann_score)
+    free, free_report = fit_linear_features(features, x, g)
+    assert report["towards_anchor"] and not free_report["towards_anchor"]
+    assert min(report["cv_losses"].values()) < min(free_report["cv_losses"].values())
+    assert error(anchored) < 0.5 * error(free), (error(anchored), error(free))
 
 
 def test_fit_names_a_periodic_system():

@@ -262,6 +262,11 @@ def test_cpu_rules_keep_jax_off_the_gpu():
         for m in re.finditer(r"^rule (\w+):\n((?:(?:    .*)?\n)*)", smk.read_text(), re.M):
             script = re.search(r"script:\n\s+\"([^\"]+)\"", m.group(2)).group(1)
             rules[m.group(1)] = ("gpu=1" in m.group(2), (smk.parent / script).resolve())
+    # the figure rules come from one loop over the figure table: one script for all of them
+    loop = (ROOT / "workflow" / "rules" / "figures.smk").read_text()
+    assert "gpu=1" not in loop
+    script = re.search(r"script:\n\s+\"([^\"]+)\"", loop).group(1)
+    rules |= {rule: (False, (ROOT / "workflow" / "rules" / script).resolve()) for rule in FIGURE_RULES.values()}
     assert set(rules) == ALL_RULES
     for rule, (gpu, script) in rules.items():
         text = script.read_text()

@@ -45,8 +45,6 @@ def figure_paths(name):
     )
 
 
-
-
 def trap_experiments():
     """The experiments of the config entry figures.trap_experiment (a v0 sweep), by increasing v0."""
     group = config["figures"].get("trap_experiment")
@@ -120,7 +118,8 @@ def figure_options(name=None, **arguments):
 
 def enabled_figures():
     """The figures this config draws: ring and accuracy always; the trap's when a trap experiment is
-    configured (Fig. 7 when its network is a transformer); MIPS when the config has a `mips` section."""
+    configured (Fig. 7 when its network is a transformer); MIPS when the config has a `mips` section.
+    """
     out = []
     for fig in FIGURE_TABLE.values():
         if fig.family == "trap":
@@ -157,7 +156,9 @@ def figure_inputs(fig):
         return {arg: f"results/{f}" for arg, f in fig.inputs}
     if fig.trust:
         files["trust_summaries"] = [f"results/{e}/epr_summary.csv" for e in experiments]
-        files["trust_diagnostics"] = [f"results/{e}/diagnostics.csv" for e in experiments]
+        files["trust_diagnostics"] = [
+            f"results/{e}/diagnostics.csv" for e in experiments
+        ]
     return files
 
 
@@ -176,10 +177,16 @@ def figure_label(name):
     """Report label of a figure: whether its results are trusted (read when the report is made)."""
 
     def label(wildcards, input):
-        from activeflow.stages.figure import untrusted  # at report time only: it imports the plotting code
+        from activeflow.stages.figure import (
+            untrusted,
+        )  # at report time only: it imports the plotting code
 
         files = {k: list(v) for k, v in input.items() if k.startswith("trust_")}
-        reasons = untrusted(files, dict(config["accuracy"])) if FIGURE_TABLE[name].trust else []
+        reasons = (
+            untrusted(files, dict(config["accuracy"]))
+            if FIGURE_TABLE[name].trust
+            else []
+        )
         verdict = "not converged: " + "; ".join(reasons) if reasons else "trusted"
         return {"figure": name, "results": verdict}
 
@@ -187,7 +194,6 @@ def figure_label(name):
 
 
 # ---- MIPS (config section `mips`) -------------------------------------------------------------------
-
 
 
 def mips_config(*keys):

@@ -2,8 +2,7 @@
 # activeflow.stages.figure.
 
 _unknown = sorted(
-    set(config["figures"].get("dpi_override", {}))
-    - {f.name for f in enabled_figures()}
+    set(config["figures"].get("dpi_override", {})) - {f.name for f in enabled_figures()}
 )
 if _unknown:
     raise ValueError(

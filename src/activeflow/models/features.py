@@ -16,12 +16,14 @@ A score linear in them, s_x^i = Σ_k θ_x,k φ_k^i and s_g^i = Σ_k θ_g,k φ_k^
 score (x, F and g enter) and, for the linear system with springs between all pairs, its exact Gaussian
 score (x, g and their sums, by permutation symmetry). The score-matching loss (22) is quadratic in θ, so
 its minimiser over the training snapshots is one linear solve (`fit_linear_features`), with a ridge
-chosen by cross-validation over replicas: no gradient descent.
+towards the Boltzmann score chosen by cross-validation over replicas: no gradient descent.
 
 Per-particle divergences are exact and cheap: particle i's features depend on x^i only through its own
 position and the pairs (i, j) (also inside F^j), so the d×d Jacobian block of particle i is a
 forward-mode derivative with respect to its own coordinates, O(N·d) per particle, O(N²·d) per snapshot.
 """
+
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -40,7 +42,7 @@ SINGLE = ("x", "g", "x_sum", "g_sum")  # the features that are not pair sums ove
 # Centres of the local densities among the invariants (pair distances, in units of the radius a).
 DENSITY_CENTRES, DENSITY_WIDTH = (1.6, 2.0, 2.4), 0.4
 N_INVARIANTS = len(DENSITY_CENTRES) + 3
-RIDGES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # candidates for the cross-validated ridge, relative to tr G / K
+RIDGES = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)  # candidates for the cross-validated ridge, relative to tr G / K
 
 
 class PairFeatures(eqx.Module):
@@ -268,62 +270,87 @@ def local_fields(particle, forces: Snapshot, x: Snapshot, g: Snapshot):
 
 
 @eqx.filter_jit
-def _moments(features: eqx.Module, x: Float[Array, "B N d"], g: Float[Array, "B N d"]):
-    """Per snapshot: the Gram matrix Σ_i φ_k^i·φ_l^i and the full divergences Σ_i ∇_{x^i}·φ_k^i,
-    Σ_i ∇_{g^i}·φ_k^i."""
+def _moments(features: eqx.Module, anchor, x: Float[Array, "B N d"], g: Float[Array, "B N d"]):
+    """Per snapshot: the Gram matrix Σ_i φ_k^i·φ_l^i, the full divergences Σ_i ∇_{x^i}·φ_k^i and
+    Σ_i ∇_{g^i}·φ_k^i, and the projections Σ_i φ_k^i·a^i of the anchor score a = (a_x, a_g)."""
 
     def one(xs, gs):
         phi = features(xs, gs)
         div_x, div_g = features.divergences(xs, gs)
-        return jnp.einsum("nkd,nld->kl", phi, phi), div_x.sum(0), div_g.sum(0)
+        a_x, a_g = anchor(xs, gs)
+        return (jnp.einsum("nkd,nld->kl", phi, phi), div_x.sum(0), div_g.sum(0),
+                jnp.einsum("nkd,nd->k", phi, a_x), jnp.einsum("nkd,nd->k", phi, a_g))
 
     return jax.vmap(one)(x, g)
 
 
-def feature_moments(features: eqx.Module, x: np.ndarray, g: np.ndarray, chunk: int = 32):
-    """Per snapshot, in float64: Gram matrices (S, K, K) and divergences (S, K) in x and in g."""
-    parts = [_moments(features, jnp.asarray(x[s:s + chunk]), jnp.asarray(g[s:s + chunk]))
+def feature_moments(features: eqx.Module, anchor, x: np.ndarray, g: np.ndarray, chunk: int = 32):
+    """Per snapshot, in float64: Gram matrices (S, K, K), divergences (S, K) in x and in g, and the
+    anchor's projections (S, K) in x and in g."""
+    parts = [_moments(features, anchor, jnp.asarray(x[s:s + chunk]), jnp.asarray(g[s:s + chunk]))
              for s in range(0, x.shape[0], chunk)]
-    return tuple(np.concatenate([np.asarray(p[n], np.float64) for p in parts]) for n in range(3))
+    return tuple(np.concatenate([np.asarray(p[n], np.float64) for p in parts]) for n in range(5))
 
 
-def _solve(gram: np.ndarray, h: np.ndarray, ridge: float) -> np.ndarray:
-    regular = gram + ridge * np.trace(gram) / len(gram) * np.eye(len(gram))
-    return -np.linalg.solve(regular, h)
+class Fit(NamedTuple):
+    """Sums over the snapshots of one fold of the data: what a fit and its score-matching loss need."""
+
+    gram: np.ndarray
+    h_x: np.ndarray
+    h_g: np.ndarray
+    a_x: np.ndarray
+    a_g: np.ndarray
+
+    def mean(self, rows) -> "Fit":
+        return Fit(*(a[rows].mean(0) for a in self))
 
 
-def cross_validated_ridge(gram: np.ndarray, h_x: np.ndarray, h_g: np.ndarray, groups: np.ndarray,
-                          ridges=RIDGES, folds: int = 5) -> tuple[float, dict[float, float]]:
-    """The ridge whose fits on all but one fold of the groups (replicas) score best on the held-out
-    fold, by the score-matching loss θᵀGθ + 2θᵀh summed over s_x and s_g; and every ridge's loss."""
+def _solve(m: Fit, ridge: float, towards_anchor: bool) -> tuple[np.ndarray, np.ndarray]:
+    """θ = θ_a + δ with θ_a the anchor's least-squares coefficients (or zero) and
+    δ = −(G + λ)⁻¹(G θ_a + h): the score-matching minimiser with a ridge that pulls towards θ_a."""
+    k = len(m.gram)
+    regular = m.gram + ridge * np.trace(m.gram) / k * np.eye(k)
+    out = []
+    for h, a in ((m.h_x, m.a_x), (m.h_g, m.a_g)):
+        anchor = np.linalg.lstsq(m.gram, a, rcond=None)[0] if towards_anchor else np.zeros(k)
+        out.append(anchor - np.linalg.solve(regular, m.gram @ anchor + h))
+    return out[0], out[1]
+
+
+def _loss(m: Fit, theta_x: np.ndarray, theta_g: np.ndarray) -> float:
+    return float(theta_x @ m.gram @ theta_x + 2 * theta_x @ m.h_x + theta_g @ m.gram @ theta_g + 2 * theta_g @ m.h_g)
+
+
+def cross_validated_ridge(moments: Fit, groups: np.ndarray, ridges=RIDGES, anchors=(False, True),
+                          folds: int = 5) -> tuple[tuple[float, bool], dict]:
+    """The (ridge, towards_anchor) whose fits on all but one fold of the groups (replicas) score best on
+    the held-out fold, by the score-matching loss θᵀGθ + 2θᵀh summed over s_x and s_g; and every
+    candidate's loss."""
     fold = np.unique(groups, return_inverse=True)[1] % folds
     losses = {}
-    for ridge in ridges:
-        total = 0.0
-        for f in range(min(folds, int(fold.max()) + 1)):
-            fit, held = fold != f, fold == f
-            g_fit, g_held = gram[fit].mean(0), gram[held].mean(0)
-            for h in (h_x, h_g):
-                theta = _solve(g_fit, h[fit].mean(0), ridge)
-                total += theta @ g_held @ theta + 2 * theta @ h[held].mean(0)
-        losses[ridge] = float(total)
+    for candidate in ((ridge, pull) for pull in anchors for ridge in ridges):
+        losses[candidate] = sum(_loss(moments.mean(fold == f), *_solve(moments.mean(fold != f), *candidate))
+                                for f in range(min(folds, int(fold.max()) + 1)))
     return min(losses, key=losses.get), losses
 
 
 def fit_linear_features(features: eqx.Module, x: np.ndarray, g: np.ndarray, groups: np.ndarray | None = None,
-                        ridge: float | None = None) -> tuple[LinearFeatureScore, dict]:
+                        ridge: float | None = None, anchor=None) -> tuple[LinearFeatureScore, dict]:
     """The minimiser of the score-matching loss E[|s|² + 2∇·s] over linear feature scores, on the
-    snapshots x, g (S, N, d): with G = E[Σ_i φ^i φ^iᵀ] and h = E[∇·φ], θ = −(G + λ)⁻¹h for s_x and s_g,
-    in float64. The ridge λ (relative to tr G / K) is `ridge`, or else chosen by 5-fold cross-validation
-    over `groups` (the replica of each snapshot; each snapshot its own group if None). Returns the score
-    and a report (ridge, cross-validation losses, K, number of snapshots)."""
-    gram, h_x, h_g = feature_moments(features, x, g)
-    losses = {}
+    snapshots x, g (S, N, d): with G = E[Σ_i φ^i φ^iᵀ] and h = E[∇·φ], θ = −G⁻¹h for s_x and s_g, in
+    float64, regularised by a ridge λ (relative to tr G / K) that pulls θ towards zero or towards the
+    least-squares coefficients of `anchor(x, g) -> (a_x, a_g)` (for a prior, the system's Boltzmann
+    score: at v0 = 0 the fit then stays at the exact score instead of fitting noise). λ is `ridge` (pulled
+    towards the anchor if one is given), or else λ and the pull are chosen together by 5-fold
+    cross-validation over `groups` (the replica of each snapshot; each snapshot its own group if None).
+    Returns the score and a report (ridge, towards_anchor, cross-validation losses, K, snapshots)."""
+    zero = lambda xs, gs: (jnp.zeros_like(xs), jnp.zeros_like(gs))  # noqa: E731
+    moments = Fit(*feature_moments(features, anchor or zero, x, g))
+    losses, pull = {}, anchor is not None
     if ridge is None:
         groups = np.arange(x.shape[0]) if groups is None else np.asarray(groups)
-        ridge, losses = cross_validated_ridge(gram, h_x, h_g, groups)
-    gram_mean = gram.mean(0)
-    theta_x, theta_g = _solve(gram_mean, h_x.mean(0), ridge), _solve(gram_mean, h_g.mean(0), ridge)
+        (ridge, pull), losses = cross_validated_ridge(moments, groups, anchors=(False, True) if pull else (False,))
+    theta_x, theta_g = _solve(moments.mean(slice(None)), ridge, pull)
     dtype = jnp.asarray(x[:1]).dtype
     score = LinearFeatureScore(features, jnp.asarray(theta_x, dtype), jnp.asarray(theta_g, dtype))
-    return score, dict(ridge=ridge, cv_losses=losses, n_features=features.n_features, n_snapshots=int(x.shape[0]))
+    return score, dict(ridge=ridge, towards_anchor=pull, cv_losses=losses, n_features=features.n_features, n_snapshots=int(x.shape[0]))
