@@ -16,7 +16,7 @@ A score linear in them, s_x^i = Σ_k θ_x,k φ_k^i and s_g^i = Σ_k θ_g,k φ_k^
 score (x, F and g enter) and, for the linear system with springs between all pairs, its exact Gaussian
 score (x, g and their sums, by permutation symmetry). The score-matching loss (22) is quadratic in θ, so
 its minimiser over the training snapshots is one linear solve (`fit_linear_features`), with a ridge
-towards the Boltzmann score chosen by cross-validation over replicas: no gradient descent.
+chosen by cross-validation over replicas: no gradient descent.
 
 Per-particle divergences are exact and cheap: particle i's features depend on x^i only through its own
 position and the pairs (i, j) (also inside F^j), so the d×d Jacobian block of particle i is a

@@ -107,10 +107,10 @@ def build_model(spec: dict[str, Any], key: jax.Array | None) -> eqx.Module:
 
 def fit_prior(model: ScoreModel, x, g, replica=None) -> tuple[ScoreModel, dict[str, Any]]:
     """The model with its prior's coefficients fitted in closed form on the snapshots x, g
-    (`features.fit_linear_features`, ridge towards the Boltzmann score cross-validated over replicas);
-    and the fit's report."""
+    (`features.fit_linear_features`, ridge cross-validated over replicas); and the fit's report. The ridge
+    pulls towards zero: pulling towards the Boltzmann score keeps v0 = 0 exact but, on the trap at v0 > 0,
+    lowers Ṡ_tot further and scores worse on held-out snapshots (docs/results.md)."""
     if model.prior is None:
         raise ValueError("this model has no prior to fit (network.prior is not set)")
-    prior, report = fit_linear_features(model.prior.features, x, g, groups=replica,
-                                        anchor=model.system.boltzmann_score)
+    prior, report = fit_linear_features(model.prior.features, x, g, groups=replica)
     return eqx.tree_at(lambda m: m.prior, model, prior), report

@@ -45,8 +45,6 @@ def linear_feature_baseline(model, training_path: str, spec: dict, held) -> np.n
         prior = model.prior  # fitted on the same snapshots with the same features
     else:
         replica = train.replica.values if "replica" in train else None
-        prior, report = fit_linear_features(default_features(system), train.x.values, train.g.values, replica,
-                                            anchor=system.boltzmann_score)
-        log.info("baseline: %d linear features fitted in closed form (ridge %g towards %s)", report["n_features"],
-                 report["ridge"], "the Boltzmann score" if report["towards_anchor"] else "zero")
+        prior, report = fit_linear_features(default_features(system), train.x.values, train.g.values, replica)
+        log.info("baseline: %d linear features fitted in closed form (ridge %g)", report["n_features"], report["ridge"])
     return epr_total_of(prior, system, held.x.values, held.g.values)

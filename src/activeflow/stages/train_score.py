@@ -49,9 +49,8 @@ def run(
         start = time.perf_counter()
         replica = ds.replica.values if "replica" in ds else None
         model, report = fit_prior(model, ds.x.values.astype(np.float32), ds.g.values.astype(np.float32), replica)
-        log.info("prior: %d linear features fitted in closed form on %d snapshots (ridge %g towards %s, "
-                 "by cross-validation over replicas) in %.1f s", report["n_features"], report["n_snapshots"], report["ridge"],
-                 "the Boltzmann score" if report["towards_anchor"] else "zero",
+        log.info("prior: %d linear features fitted in closed form on %d snapshots (ridge %g by cross-validation "
+                 "over replicas) in %.1f s", report["n_features"], report["n_snapshots"], report["ridge"],
                  time.perf_counter() - start)
     monitor = None
     if convergence_path is not None:
