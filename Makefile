@@ -20,8 +20,9 @@ quick: venv
 all: venv
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1
 
+# Tests on CORES workers, a module to a worker: the module-scoped fixtures (the end-to-end run) are built once.
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --durations=15
 
 clean:
 	rm -rf results logs .snakemake report.html

@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 # One persistent compilation cache for the whole session, the Snakemake jobs it starts included (they
-# inherit the environment): the workflow tests compile the same functions in many processes.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="activeflow-jax-cache-"))
+# inherit the environment), and the xdist workers of one run (named by the run's id): the tests compile
+# the same functions in many processes. Every compilation is cached, not only those over a second.
+_run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+_cache = os.path.join(tempfile.gettempdir(), f"activeflow-jax-cache-{_run}") if _run else None
+if _cache:
+    os.makedirs(_cache, exist_ok=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache or tempfile.mkdtemp(prefix="activeflow-jax-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 # Closed-form comparisons need double precision; the workflow itself runs in float32 (subprocesses).
 jax.config.update("jax_enable_x64", True)
