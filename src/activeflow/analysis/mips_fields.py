@@ -125,7 +125,7 @@ def by_phase(ds: xr.Dataset, thresholds: dict[str, float] | None = None) -> dict
                                v_g_sq=float(ds.v_g_sq.mean()), div_g_v_g=float(ds.div_g_v_g.mean()),
                                sm_identity_g=float(identity.mean()),
                                sm_identity_g_stderr=float(identity.std(ddof=1) / np.sqrt(identity.size)),
-                               sm_identity_g_scale=float(np.mean(np.abs(squared) + np.abs(ds.div_s_g.values))))
+                               sm_identity_g_scale=float(np.mean(squared + np.abs(ds.div_s_g.values))))
     if thresholds is not None:
         row["trusted"] = not invariant_off(row["sm_identity_g"], row["sm_identity_g_stderr"],
                                            row["sm_identity_g_scale"], thresholds)

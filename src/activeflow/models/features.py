@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from activeflow.physics.forces import soft_disk_force, softplus
+from activeflow.physics.forces import soft_disk_force, soft_disk_pair_forces, softplus
 from activeflow.physics.systems import AOUPSystem
 
 Snapshot = Float[Array, "N d"]
@@ -95,10 +95,7 @@ class PairFeatures(eqx.Module):
         """Σ_j f(x^i − x^j) for every particle (zeros without soft disks)."""
         if not self.has_disks:
             return jnp.zeros_like(x)
-        n = x.shape[0]
-        others = ~jnp.eye(n, dtype=bool)[..., None]
-        dx = jnp.where(others, x[:, None, :] - x[None, :, :], 1.0)
-        return jnp.sum(jnp.where(others, soft_disk_force(dx, self.a, self.k, self.beta), 0.0), axis=1)
+        return soft_disk_pair_forces(x, self.a, self.k, self.beta)
 
     def _pairs(self, xi: Vector, x: Snapshot, i: jax.Array):
         others = jnp.arange(x.shape[0]) != i
@@ -250,7 +247,9 @@ class GatedFeatureNet(eqx.Module):
         return local_fields(self.particle, self.features.pair_forces(x), x, g)
 
     def __call__(self, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
-        return self.particle_fields(x, g)[:2]
+        index = jnp.arange(x.shape[0])
+        s = jax.vmap(self.particle, (0, 0, None, None, 0, None))(x, g, x, g, index, self.features.pair_forces(x))
+        return s[:, : x.shape[1]], s[:, x.shape[1]:]
 
 
 def local_fields(particle, forces: Snapshot, x: Snapshot, g: Snapshot):

@@ -55,8 +55,8 @@ class ScoreModel(eqx.Module):
         if hasattr(self.network, "particle"):
             return self._local_fields(x, g)
         from_network = score_and_divergence(self.network, x, g)
-        known = self.known_score(x, g) + self.known_divergence(x, g)
-        return tuple(a + b for a, b in zip(from_network, (known[0], known[1], known[2], known[3])))
+        known = (*self.known_score(x, g), *self.known_divergence(x, g))
+        return tuple(a + b for a, b in zip(from_network, known))
 
     def _local_fields(self, x: Snapshot, g: Snapshot):
         prior = jax.lax.stop_gradient(self.prior)

@@ -36,6 +36,16 @@ def soft_disk_force(
     return soft_disk_force_scale(r, a, k, beta) * dx
 
 
+def soft_disk_pair_forces(x: Float[Array, "N d"], a: float, k: float, beta: float) -> Float[Array, "N d"]:
+    """Σ_{j≠i} f(x^i − x^j) for every particle, over all N² pairs. The diagonal is replaced by a harmless
+    non-zero displacement before the norm is taken (|0| has a NaN derivative even along a zero tangent)
+    and masked out of the sum, so forward- and reverse-mode derivatives stay finite."""
+    self_pair = jnp.eye(x.shape[0], dtype=bool)[..., None]
+    dx = x[:, None, :] - x[None, :, :]
+    dx = jnp.where(self_pair, jnp.ones_like(dx), dx)
+    return jnp.where(self_pair, 0.0, soft_disk_force(dx, a, k, beta)).sum(axis=1)
+
+
 def soft_disk_force_divergence(
     dx: Float[Array, "*batch d"], a: float, k: float, beta: float
 ) -> Float[Array, " *batch"]:

@@ -63,9 +63,9 @@ class NeighbourList(eqx.Module):
 
     `indices` holds a row per particle; `columns` holds the same list for summing pair terms, column-major
     (one row per neighbour slot, one column per particle): a pair sum is then a sum over the leading
-    axis, which XLA-CPU vectorises across particles (docs/performance.md). `max_cell_count` and `max_neighbour_count` are running maxima over every
-    build since the list was first made, so one check after a chunk of steps catches an overflow in
-    any rebuild within it."""
+    axis, which XLA-CPU vectorises across particles (docs/performance.md). `max_cell_count` and
+    `max_neighbour_count` are running maxima over every build since the list was first made, so one check
+    after a chunk of steps catches an overflow in any rebuild within it."""
 
     indices: Int[Array, "N M"]
     reference: Positions  # positions at the last build

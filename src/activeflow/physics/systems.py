@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from activeflow.physics.forces import soft_disk_force, soft_disk_force_divergence
+from activeflow.physics.forces import soft_disk_force, soft_disk_force_divergence, soft_disk_pair_forces
 from activeflow.physics.space import minimum_image
 
 Snapshot = Float[Array, "N d"]
@@ -167,9 +167,7 @@ class Trap(AOUPSystem):
         return jnp.where(self_pair, jnp.ones_like(dx), dx), self_pair
 
     def force(self, x: Snapshot) -> Snapshot:
-        dx, self_pair = self._pairs(x)
-        pair = jnp.where(self_pair, 0.0, soft_disk_force(dx, self.a, self.k, self.beta))
-        return -self.trap * x + pair.sum(axis=1)
+        return -self.trap * x + soft_disk_pair_forces(x, self.a, self.k, self.beta)
 
     def force_divergence(self, x: Snapshot) -> Float[Array, " N"]:
         dx, self_pair = self._pairs(x)
