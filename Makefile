@@ -20,10 +20,9 @@ quick: venv
 all: venv
 	$(BIN)/snakemake --cores $(CORES) --resources gpu=1
 
-# Tests on CORES workers, a module to a worker: the module-scoped fixtures (the end-to-end run) are built
-# once; modules in collection order, which puts the workflow tests (and the end-to-end run) first.
+# Tests on CORES workers, a module to a worker: the module-scoped fixtures (the end-to-end run) are built once.
 test: venv
-	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --no-loadscope-reorder --durations=15
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --durations=15
 
 clean:
 	rm -rf results logs .snakemake report.html

@@ -39,9 +39,3 @@ def linear() -> Linear:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
-
-
-def pytest_collection_modifyitems(items):
-    """Tests that run the real workflow first: on xdist workers (a module each) the long end-to-end run
-    then starts at once and overlaps the rest of the suite instead of trailing it."""
-    items.sort(key=lambda item: item.get_closest_marker("workflow") is None)
