@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from activeflow import io, logs
-from activeflow.io import samples
+from activeflow.io import cf, samples
 from activeflow.models import registry
 from activeflow.stages import compute_epr, train_score
 
@@ -43,7 +43,7 @@ def test_model_with_wrong_spec_is_named(tmp_path):
 
 
 def test_netcdf_provenance_and_errors(tmp_path):
-    ds = xr.Dataset({"x": (("sample",), np.arange(3.0))})
+    ds = xr.Dataset({"x": (("sample",), np.arange(3.0), cf.attrs("position", cf.LENGTH))})
     io.write_netcdf(ds, tmp_path / "a.nc", dict(stage="test", seed=1))
     back = io.read_netcdf(tmp_path / "a.nc", required=("x",))
     assert io.stage_info(back) == dict(stage="test", seed=1)

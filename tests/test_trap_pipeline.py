@@ -10,7 +10,7 @@ import xarray as xr
 from activeflow import io
 from activeflow.analysis import attention, maps
 from activeflow.analysis.epr import epr_dataset
-from activeflow.io import samples
+from activeflow.io import cf, samples
 from activeflow.models import registry
 from activeflow.models.mlp import MLPScore
 from activeflow.models.score_model import ScoreModel
@@ -79,7 +79,10 @@ def test_spatial_maps_by_hand_with_masking(tmp_path):
     np.testing.assert_allclose(ds.x.values, [0.5, 1.5])
     assert ds.attrs["n_outside"] == 1
     epr_path, map_path = tmp_path / "epr.nc", tmp_path / "map.nc"
-    io.write_netcdf(particle_fields(positions, values), epr_path, {})
+    fields = particle_fields(positions, values)
+    for name in fields.variables:
+        fields[name].attrs = cf.attrs(name, cf.RATE)
+    io.write_netcdf(fields, epr_path, {})
     aggregate_map.run("spatial", str(map_path), dict(x_range=[0, 2], y_range=[0, 2], bins=[2, 2], min_count=1),
                       epr_path=str(epr_path))
     written = io.read_netcdf(map_path)

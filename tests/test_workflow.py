@@ -13,13 +13,16 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
-from activeflow.figures.table import FIGURES as FIGURE_TABLE
 import yaml
+
+from activeflow import io as afio
+from activeflow.figures.table import FIGURES as FIGURE_TABLE
+from activeflow.io import cf
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -37,7 +40,7 @@ EXPECTED_VARIABLES = {
     "epr_map.nc": {"density", "counts", "v_x", "v_g", "epr_total", "div_v", "current_norm", "current_x", "current_g"},
 }
 TRAP_VARIABLES = {
-    "epr_map.nc": {"counts", "v_x_sq", "v_g_sq", "epr_total", "div_x_v_x", "div_g_v_g", "div_v", "x_edges", "y_edges"},
+    "epr_map.nc": {"counts", "v_x_sq", "v_g_sq", "epr_total", "div_x_v_x", "div_g_v_g", "div_v", "x_bounds", "y_bounds"},
     "attention.nc": {"x", "g", "rollout", "layer_attention", "example"},
 }
 FIGURES = [fig.name for fig in FIGURE_TABLE]  # config/test.yaml draws every figure of the table
@@ -87,7 +90,8 @@ def planned_jobs(output: str) -> list[dict]:
     for m in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n?)*)", output, re.M):
         fields = dict(re.findall(r"^    (\w+): (.*)$", m.group(2), re.M))
         resources = dict(kv.split("=", 1) for kv in fields.get("resources", "").split(", ") if "=" in kv)
-        jobs.append(dict(rule=m.group(1), wildcards=fields.get("wildcards", ""), resources=resources))
+        jobs.append(dict(rule=m.group(1), wildcards=fields.get("wildcards", ""), resources=resources,
+                         threads=int(fields.get("threads", 1))))
     return jobs
 
 
@@ -151,6 +155,22 @@ def test_every_output_exists_and_opens(finished_run):
 
 
 @pytest.mark.workflow
+def test_every_netcdf_is_cf_and_compressed(finished_run):
+    """Every NetCDF file the run wrote: the CF-1.11 check of `io.cf`, a units string on every variable
+    that is not a flag or a bounds, and zlib compression of every numeric variable."""
+    paths = sorted((finished_run / "results").rglob("*.nc"))
+    assert len(paths) >= 40, len(paths)
+    for path in paths:
+        with xr.open_dataset(path) as ds:
+            assert cf.problems(ds) == [], path
+            assert ds.attrs["Conventions"] == "CF-1.11" and afio.stage_info(ds), path
+        with netCDF4.Dataset(path) as nc:
+            plain = [name for name, var in nc.variables.items()
+                     if var.dtype != str and not var.filters()["zlib"]]
+            assert not plain, (path, plain)
+
+
+@pytest.mark.workflow
 def test_trap_outputs_per_v0(finished_run):
     for exp in TRAP:
         results = finished_run / "results" / exp
@@ -158,7 +178,8 @@ def test_trap_outputs_per_v0(finished_run):
             with xr.open_dataset(results / name) as ds:
                 assert variables <= set(ds.variables), (exp, name, variables - set(ds.variables))
         with xr.open_dataset(results / "epr_map.nc") as m, xr.open_dataset(results / "epr.nc") as e:
-            assert m.v_g_sq.dims == ("y", "x") and m.sizes == {"y": 16, "x": 16, "x_edge": 17, "y_edge": 17}
+            assert m.v_g_sq.dims == ("y", "x") and m.sizes == {"y": 16, "x": 16, "nv": 2}
+            assert m.x_bounds.values[0, 0] == -6.0 and m.y_bounds.values[-1, 1] == 6.0
             seen = m.counts.values >= 1
             assert np.isnan(m.v_g_sq.values[~seen]).all() and np.isfinite(m.v_g_sq.values[seen]).all()
             assert m.counts.values.sum() + m.attrs["n_outside"] == e.sizes["sample"] * e.sizes["particle"]
@@ -209,7 +230,7 @@ def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
     stems += [f"mips/{system}/simulate_transfer" for system in MIPS_TRANSFER]
     assert {str(p.relative_to(logs))[:-4] for p in logs.rglob("*.log")} == set(stems)
     for stem in stems:
-        assert (logs / f"{stem}.log").is_file(), stem
+        assert "using 1 CPU thread (XLA and BLAS)" in (logs / f"{stem}.log").read_text(), stem  # threads: 1
         bench = pd.read_csv(logs / f"{stem}.benchmark.tsv", sep="\t")
         assert {"s", "max_rss", "cpu_time"} <= set(bench.columns), stem
         assert len(bench) == 1 and bench.s.iloc[0] > 0 and bench.max_rss.iloc[0] > 0, stem
@@ -245,12 +266,16 @@ def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
 
 
 @pytest.mark.workflow
-def test_rules_that_run_jax_declare_one_gpu(tmp_path):
+def test_rules_that_run_jax_declare_one_gpu_and_the_configured_threads(tmp_path):
     work = copy_workflow(tmp_path)
-    jobs = planned_jobs(snakemake(work, "-n").stdout)
+    (work / "threads.yaml").write_text("threads: {jax: 2, cpu: 1}\n")
+    proc = run_snakemake(work, "-n", "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml",
+                         "threads.yaml")
+    jobs = planned_jobs(proc.stdout)
     assert {j["rule"] for j in jobs} == ALL_RULES | {"all"}
     for job in jobs:
         assert job["resources"].get("gpu") == ("1" if job["rule"] in JAX_RULES else None), job
+        assert job["threads"] == (2 if job["rule"] in JAX_RULES else 1), job
 
 
 def test_cpu_rules_keep_jax_off_the_gpu():

@@ -19,6 +19,7 @@ rule accuracy:
         "logs/accuracy.benchmark.tsv"
     conda:
         "../../envs/plotting.yaml"
+    threads: config["threads"]["cpu"]
     params:
         experiments=sorted(EXPERIMENTS),  # sorted: reordering the config reruns nothing
         meta=canonical(

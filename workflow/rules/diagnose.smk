@@ -15,6 +15,7 @@ rule diagnose:
         "logs/{experiment}/diagnose.benchmark.tsv"
     conda:
         "../../envs/plotting.yaml"
+    threads: config["threads"]["cpu"]
     params:
         thresholds=canonical(config["accuracy"]),
     script:

@@ -18,6 +18,7 @@ rule compute_epr:
         "logs/{experiment}/compute_epr.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:

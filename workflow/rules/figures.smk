@@ -32,6 +32,7 @@ for _fig in enabled_figures():
             f"logs/figures/{_fig.name}.benchmark.tsv"
         conda:
             "../../envs/plotting.yaml"
+        threads: config["threads"]["cpu"]
         params:
             name=_fig.name,
             options=figure_options(_fig.name, **figure_arguments(_fig)),

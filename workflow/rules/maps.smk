@@ -9,6 +9,7 @@ rule aggregate_map:
         "logs/{experiment}/aggregate_map.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:
@@ -32,6 +33,7 @@ rule attention_rollout:
         "logs/{experiment}/attention_rollout.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:

@@ -11,6 +11,7 @@ rule simulate_mips:
         "logs/mips/simulate_mips.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:
@@ -30,6 +31,7 @@ rule simulate_transfer:
         "logs/mips/transfer/n{n}-phi{phi}/simulate_transfer.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:
@@ -53,6 +55,7 @@ rule train_denoising:
         "logs/mips/train_denoising.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:
@@ -81,6 +84,7 @@ rule mips_fields:
         "logs/mips/{system}/mips_fields.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:
@@ -107,5 +111,6 @@ rule mips_summary:
         "logs/mips/mips_summary.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["cpu"]
     script:
         "../scripts/mips_summary.py"

@@ -9,6 +9,7 @@ rule simulate:
         "logs/{experiment}/simulate.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:

@@ -13,6 +13,7 @@ rule train_score:
         "logs/{experiment}/train_score.benchmark.tsv"
     conda:
         "../../envs/jax.yaml"
+    threads: config["threads"]["jax"]
     resources:
         gpu=1,
     params:

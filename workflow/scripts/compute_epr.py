@@ -4,10 +4,11 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import logs
+from activeflow import logs, threads
 from activeflow.stages import compute_epr
 
 logs.to_file(snakemake.log[0])
+threads.limit(snakemake.threads)
 logs.run_stage(
     compute_epr.run,
     model_path=snakemake.input.model,

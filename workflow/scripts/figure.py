@@ -7,10 +7,11 @@ import sys
 os.environ["JAX_PLATFORMS"] = "cpu"
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
-from activeflow import logs
+from activeflow import logs, threads
 from activeflow.stages import figure
 
 logs.to_file(snakemake.log[0])
+threads.limit(snakemake.threads)
 logs.run_stage(
     figure.run,
     name=snakemake.params.name,

@@ -9,6 +9,7 @@ so the figure shows particles in the core and on the interface.
 import numpy as np
 import xarray as xr
 
+from activeflow.io.cf import LENGTH, ONE, attrs
 from activeflow.models.transformer import TransformerScore, rollout
 from activeflow.numerics.precision import full_precision
 
@@ -31,10 +32,10 @@ def rollout_dataset(model, x: np.ndarray, g: np.ndarray, n_examples: int) -> xr.
     vec, pair = ("particle", "dim"), ("particle", "source")
     return xr.Dataset(
         {
-            "x": (vec, x, {"long_name": "positions of the snapshot"}),
-            "g": (vec, g, {"long_name": "active forces of the snapshot"}),
-            "layer_attention": (("layer",) + pair, maps, {"long_name": "head-averaged attention A_l of each layer"}),
-            "rollout": (pair, rolled, {"long_name": "attention rollout (93); row i: what particle i draws on"}),
-            "example": ("example", example_particles(x, n_examples), {"long_name": "particles drawn in Fig. 7"}),
+            "x": (vec, x, attrs("positions of the snapshot", LENGTH)),
+            "g": (vec, g, attrs("active forces of the snapshot", ONE)),
+            "layer_attention": (("layer",) + pair, maps, attrs("head-averaged attention A_l of each layer", ONE)),
+            "rollout": (pair, rolled, attrs("attention rollout (93); row i: what particle i draws on", ONE)),
+            "example": ("example", example_particles(x, n_examples), attrs("particles drawn in Fig. 7", ONE)),
         }
     )

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from activeflow.analysis.stats import mean_stderr
+from activeflow.io.cf import ONE, RATE, attrs
 
 INVARIANTS = ("fpe_residual", "div_v", "v_dot_s", "sm_identity_x", "sm_identity_g")
 REQUIRED = ("s_x", "s_g", "v_x", "v_g", "div_s_x", "div_s_g", "div_x_v_x", "div_g_v_g")
@@ -38,18 +39,18 @@ def invariants(epr: xr.Dataset) -> xr.Dataset:
 
     div_x, div_g = total("div_x_v_x"), total("div_g_v_g")
     vs_x, vs_g = dot("v_x", "s_x"), dot("v_g", "s_g")
-    terms = dict(
-        fpe_residual=(div_x + div_g, vs_x + vs_g),
-        div_v=(div_x, div_g),
-        v_dot_s=(vs_x, vs_g),
-        sm_identity_x=(dot("s_x", "s_x"), total("div_s_x")),
-        sm_identity_g=(dot("s_g", "s_g"), total("div_s_g")),
+    terms = dict(  # the two terms and their units
+        fpe_residual=(div_x + div_g, vs_x + vs_g, RATE),
+        div_v=(div_x, div_g, RATE),
+        v_dot_s=(vs_x, vs_g, RATE),
+        sm_identity_x=(dot("s_x", "s_x"), total("div_s_x"), "length_unit-2"),
+        sm_identity_g=(dot("s_g", "s_g"), total("div_s_g"), ONE),
     )
     data = {}
-    for name, (a, b) in terms.items():
-        data[name] = ("sample", a + b, {"long_name": f"{name} per particle"})
+    for name, (a, b, units) in terms.items():
+        data[name] = ("sample", a + b, attrs(f"{name} per particle", units))
         data[f"{name}_scale"] = ("sample", np.abs(a) + np.abs(b),
-                                 {"long_name": f"size of the two terms of {name}, per particle"})
+                                 attrs(f"size of the two terms of {name}, per particle", units))
     return xr.Dataset(data)
 
 

@@ -18,6 +18,7 @@ import xarray as xr
 from activeflow.analysis.reference import active_work_epr, stein_epr
 from activeflow.analysis.stats import mean_stderr
 from activeflow.chunking import map_chunks
+from activeflow.io.cf import LENGTH, ONE, RATE, VELOCITY_X, attrs
 from activeflow.numerics.divergence import ScoreFn
 from activeflow.numerics.flow import evaluate_fields, velocity
 from activeflow.physics.linear import exact
@@ -34,22 +35,22 @@ def epr_dataset(score_fn: ScoreFn, system: AOUPSystem, x: np.ndarray, g: np.ndar
     epr_x, epr_g = v_x_sq / system.Dx, v_g_sq / system.Dg
     return xr.Dataset(
         {
-            "x": (VECTOR, x),
-            "g": (VECTOR, g),
-            "s_x": (VECTOR, f["s_x"], {"long_name": "score, x part"}),
-            "s_g": (VECTOR, f["s_g"], {"long_name": "score, g part"}),
-            "v_x": (VECTOR, f["v_x"], {"long_name": "probability-flow velocity, x part"}),
-            "v_g": (VECTOR, f["v_g"], {"long_name": "probability-flow velocity, g part"}),
-            "div_s_x": (PARTICLE, f["div_s_x"], {"long_name": "∇_{x^i}·s_x^i"}),
-            "div_s_g": (PARTICLE, f["div_s_g"], {"long_name": "∇_{g^i}·s_g^i"}),
-            "div_x_v_x": (PARTICLE, f["div_v_x"], {"long_name": "∇_{x^i}·v_x^i"}),
-            "div_g_v_g": (PARTICLE, f["div_v_g"], {"long_name": "∇_{g^i}·v_g^i"}),
-            "div_v": (PARTICLE, f["div_v_x"] + f["div_v_g"], {"long_name": "system EPR ∇_i·v^i"}),
-            "v_x_sq": (PARTICLE, v_x_sq, {"long_name": "|v_x^i|²"}),
-            "v_g_sq": (PARTICLE, v_g_sq, {"long_name": "|v_g^i|²"}),
-            "epr_x": (PARTICLE, epr_x, {"long_name": "|v_x^i|²/D_x"}),
-            "epr_g": (PARTICLE, epr_g, {"long_name": "|v_g^i|²/D_g"}),
-            "epr_total": (PARTICLE, epr_x + epr_g, {"long_name": "total EPR density |v^i|²_{D⁻¹}"}),
+            "x": (VECTOR, x, attrs("position x (displacement for the ring)", LENGTH)),
+            "g": (VECTOR, g, attrs("active force g", ONE)),
+            "s_x": (VECTOR, f["s_x"], attrs("score, x part", "length_unit-1")),
+            "s_g": (VECTOR, f["s_g"], attrs("score, g part", ONE)),
+            "v_x": (VECTOR, f["v_x"], attrs("probability-flow velocity, x part", VELOCITY_X)),
+            "v_g": (VECTOR, f["v_g"], attrs("probability-flow velocity, g part", RATE)),
+            "div_s_x": (PARTICLE, f["div_s_x"], attrs("∇_{x^i}·s_x^i", "length_unit-2")),
+            "div_s_g": (PARTICLE, f["div_s_g"], attrs("∇_{g^i}·s_g^i", ONE)),
+            "div_x_v_x": (PARTICLE, f["div_v_x"], attrs("∇_{x^i}·v_x^i", RATE)),
+            "div_g_v_g": (PARTICLE, f["div_v_g"], attrs("∇_{g^i}·v_g^i", RATE)),
+            "div_v": (PARTICLE, f["div_v_x"] + f["div_v_g"], attrs("system EPR ∇_i·v^i", RATE)),
+            "v_x_sq": (PARTICLE, v_x_sq, attrs("|v_x^i|²", "length_unit2 time_unit-2")),
+            "v_g_sq": (PARTICLE, v_g_sq, attrs("|v_g^i|²", "time_unit-2")),
+            "epr_x": (PARTICLE, epr_x, attrs("|v_x^i|²/D_x", RATE)),
+            "epr_g": (PARTICLE, epr_g, attrs("|v_g^i|²/D_g", RATE)),
+            "epr_total": (PARTICLE, epr_x + epr_g, attrs("total EPR density |v^i|²_{D⁻¹}", RATE)),
         }
     )
 
@@ -70,8 +71,8 @@ def add_score_free(ds: xr.Dataset, system: AOUPSystem) -> xr.Dataset:
         return ds
     x, g = ds.x.values, ds.g.values
     return ds.assign(
-        score_free=("sample", active_work_epr(system, x, g), {"long_name": "(v0/D_x) Σ_i g^i·b_x^i"}),
-        score_free_stein=("sample", stein_epr(system, x, g), {"long_name": "bᵀD⁻¹b + ∇·b"}),
+        score_free=("sample", active_work_epr(system, x, g), attrs("(v0/D_x) Σ_i g^i·b_x^i", RATE)),
+        score_free_stein=("sample", stein_epr(system, x, g), attrs("bᵀD⁻¹b + ∇·b", RATE)),
     )
 
 

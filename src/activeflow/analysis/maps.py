@@ -15,6 +15,7 @@ import numpy as np
 import scipy.ndimage
 import xarray as xr
 
+from activeflow.io.cf import LENGTH, ONE, RATE, VELOCITY_X, attrs, with_bounds
 from activeflow.numerics.divergence import ScoreFn
 from activeflow.numerics.flow import evaluate_fields
 from activeflow.physics.systems import AOUPSystem
@@ -109,32 +110,32 @@ def phase_space_map(
     div_x, div_g = grid(f["div_v_x"]), grid(f["div_v_g"])
     epr_x, epr_g = v_x**2 / system.Dx, v_g**2 / system.Dg
     dims = ("g", "x")
+    per_cell = "length_unit-1 time_unit-1"  # ρ (per unit x, g dimensionless) times a rate
     fields = {
-        "counts": (counts, "samples per cell"),
-        "density": (density, "stationary density ρ (histogram)"),
-        "v_x": (v_x, "probability-flow velocity v_x"),
-        "v_g": (v_g, "probability-flow velocity v_g"),
-        "epr_x": (epr_x, "|v_x|²/D_x"),
-        "epr_g": (epr_g, "|v_g|²/D_g"),
-        "epr_total": (epr_x + epr_g, "|v|²_{D⁻¹}"),
-        "div_x_v_x": (div_x, "∇_x·v_x"),
-        "div_g_v_g": (div_g, "∇_g·v_g"),
-        "div_v": (div_x + div_g, "∇·v"),
-        "current_x": (density * np.abs(v_x), "|j_x| = ρ|v_x|"),
-        "current_g": (density * np.abs(v_g), "|j_g| = ρ|v_g|"),
-        "current_norm": (density * np.sqrt(epr_x + epr_g), "|j|_{D⁻¹} = ρ|v|_{D⁻¹}"),
-        "weighted_div_v": (density * (div_x + div_g), "ρ∇·v"),
-        "weighted_div_x_v_x": (density * div_x, "ρ∇_x·v_x"),
-        "weighted_div_g_v_g": (density * div_g, "ρ∇_g·v_g"),
+        "counts": (counts, "samples per cell", ONE),
+        "density": (density, "stationary density ρ (histogram)", "length_unit-1"),
+        "v_x": (v_x, "probability-flow velocity v_x", VELOCITY_X),
+        "v_g": (v_g, "probability-flow velocity v_g", RATE),
+        "epr_x": (epr_x, "|v_x|²/D_x", RATE),
+        "epr_g": (epr_g, "|v_g|²/D_g", RATE),
+        "epr_total": (epr_x + epr_g, "|v|²_{D⁻¹}", RATE),
+        "div_x_v_x": (div_x, "∇_x·v_x", RATE),
+        "div_g_v_g": (div_g, "∇_g·v_g", RATE),
+        "div_v": (div_x + div_g, "∇·v", RATE),
+        "current_x": (density * np.abs(v_x), "|j_x| = ρ|v_x|", RATE),
+        "current_g": (density * np.abs(v_g), "|j_g| = ρ|v_g|", per_cell),
+        "current_norm": (density * np.sqrt(epr_x + epr_g), "|j|_{D⁻¹} = ρ|v|_{D⁻¹}", "length_unit-1 time_unit-1/2"),
+        "weighted_div_v": (density * (div_x + div_g), "ρ∇·v", per_cell),
+        "weighted_div_x_v_x": (density * div_x, "ρ∇_x·v_x", per_cell),
+        "weighted_div_g_v_g": (density * div_g, "ρ∇_g·v_g", per_cell),
     }
-    data = {k: (dims, v, {"long_name": name}) for k, (v, name) in fields.items()}
+    data = {k: (dims, v, attrs(name, units)) for k, (v, name, units) in fields.items()}
     coords = {
-        "x": ("x", xc, {"long_name": "x (cell centre)"}),
-        "g": ("g", gc, {"long_name": "g (cell centre)"}),
-        "x_edges": ("x_edge", x_edges),
-        "g_edges": ("g_edge", g_edges),
+        "x": ("x", xc, attrs("displacement x (cell centre)", LENGTH)),
+        "g": ("g", gc, attrs("active force g (cell centre)", ONE)),
     }
-    return xr.Dataset(data, coords=coords, attrs=dict(n_samples=x.shape[0], Dx=system.Dx, Dg=system.Dg))
+    ds = xr.Dataset(data, coords=coords, attrs=dict(n_samples=x.shape[0], Dx=system.Dx, Dg=system.Dg))
+    return with_bounds(with_bounds(ds, "x", x_edges), "g", g_edges)
 
 
 # Per-particle fields of epr.nc mapped over space (§6.4, Figs. 5, 6, 16, 17).
@@ -158,17 +159,23 @@ def spatial_maps(
     binned = {name: binned_mean(positions, epr[name].values.ravel(), x_range, y_range, bins, min_count)
               for name in fields}
     data = {
-        name: (("y", "x"), b.mean, {"long_name": f"mean of {epr[name].attrs.get('long_name', name)} per cell"})
+        name: (("y", "x"), b.mean, attrs(f"mean of {epr[name].attrs.get('long_name', name)} per cell",
+                                         epr[name].attrs.get("units", "")))
         for name, b in binned.items()
     }
     first = binned[fields[0]]  # counts, centres and edges are the same for every field
-    data["counts"] = (("y", "x"), first.counts, {"long_name": "particles seen per cell (all snapshots)"})
+    data["counts"] = (("y", "x"), first.counts, attrs("particles seen per cell (all snapshots)", ONE))
     coords = {
-        "x": ("x", first.x, {"long_name": "x (cell centre)"}),
-        "y": ("y", first.y, {"long_name": "y (cell centre)"}),
-        "x_edges": ("x_edge", first.x_edges),
-        "y_edges": ("y_edge", first.y_edges),
+        "x": ("x", first.x, attrs("position x (cell centre)", LENGTH)),
+        "y": ("y", first.y, attrs("position y (cell centre)", LENGTH)),
     }
-    attrs = dict(n_snapshots=epr.sizes["sample"], n_particles=epr.sizes["particle"], min_count=min_count,
+    extra = dict(n_snapshots=epr.sizes["sample"], n_particles=epr.sizes["particle"], min_count=min_count,
                  n_outside=first.n_outside)
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    ds = xr.Dataset(data, coords=coords, attrs=extra)
+    return with_bounds(with_bounds(ds, "x", first.x_edges), "y", first.y_edges)
+
+
+def span(m: xr.Dataset, coord: str) -> tuple[float, float]:
+    """The first and last cell edge of a map along `coord`, from its CF bounds."""
+    bounds = m[m[coord].attrs["bounds"]].values
+    return float(bounds[0, 0]), float(bounds[-1, 1])

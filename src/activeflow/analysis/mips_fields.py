@@ -30,6 +30,7 @@ import xarray as xr
 
 from activeflow.analysis import local_density
 from activeflow.analysis.diagnostics import invariant_off
+from activeflow.io.cf import LENGTH, ONE, RATE, attrs, flag_attrs
 from activeflow.models.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore
 from activeflow.numerics.clusters import GAS, INTERIOR, SURFACE, phases
 from activeflow.numerics.precision import full_precision
@@ -87,21 +88,23 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
     phase = np.stack(out["phase"])
     return xr.Dataset(
         {
-            "x": (vec, xs, {"long_name": "position"}),
-            "g": (vec, gs, {"long_name": "active force g"}),
-            "s_g": (vec, np.stack(out["s_g"]), {"long_name": "learned score in g"}),
-            "v_g": (vec, np.stack(out["v_g"]), {"long_name": "probability-flow velocity in g, −γ(g + s_g)"}),
-            "v_g_sq": (per, np.stack(out["v_g_sq"]), {"long_name": "|v_g^i|²"}),
-            "div_g_v_g": (per, np.stack(out["div_g_v_g"]), {"long_name": "∇_{g^i}·v_g^i"}),
-            "div_s_g": (per, np.stack(out["div_s_g"]), {"long_name": "∇_{g^i}·s_g^i"}),
-            "phase": (per, phase, {"long_name": "0 gas, 1 cluster surface, 2 cluster interior"}),
-            "in_largest_cluster": (per, (phase != GAS).astype(np.int8), {"long_name": "in the largest cluster"}),
+            "x": (vec, xs, attrs("position", LENGTH)),
+            "g": (vec, gs, attrs("active force g", ONE)),
+            "s_g": (vec, np.stack(out["s_g"]), attrs("learned score in g", ONE)),
+            "v_g": (vec, np.stack(out["v_g"]), attrs("probability-flow velocity in g, −γ(g + s_g)", RATE)),
+            "v_g_sq": (per, np.stack(out["v_g_sq"]), attrs("|v_g^i|²", "time_unit-2")),
+            "div_g_v_g": (per, np.stack(out["div_g_v_g"]), attrs("∇_{g^i}·v_g^i", RATE)),
+            "div_s_g": (per, np.stack(out["div_s_g"]), attrs("∇_{g^i}·s_g^i", ONE)),
+            "phase": (per, phase.astype(np.int8), flag_attrs("phase of the particle", ["gas", "cluster_surface", "cluster_interior"])),
+            "in_largest_cluster": (per, (phase != GAS).astype(np.int8),
+                                   flag_attrs("in the largest cluster", ["outside", "inside"])),
             "local_phi": (per, np.stack(out["local_phi"]),
-                          {"long_name": f"packing fraction of the other particles within {radius:g}a"}),
+                          attrs(f"packing fraction of the other particles within {radius:g}a", ONE)),
             "towards_neighbours": (vec, np.stack(out["towards_neighbours"]),
-                                   {"long_name": f"sum of x^j - x^i over the particles j within {radius:g}a"}),
-            "largest_cluster_fraction": ("sample", np.mean(phase != GAS, axis=1)),
-            "source_sample": ("sample", which, {"long_name": "index of the snapshot in the samples file"}),
+                                   attrs(f"sum of x^j - x^i over the particles j within {radius:g}a", LENGTH)),
+            "largest_cluster_fraction": ("sample", np.mean(phase != GAS, axis=1),
+                                         attrs("fraction of the particles in the largest cluster", ONE)),
+            "source_sample": ("sample", which, attrs("index of the snapshot in the samples file", ONE)),
         },
         attrs={k: samples.attrs[k] for k in ("box", "phi", "n_particles", "a", "v0", "gamma", "cluster_contact")},
     )

@@ -6,6 +6,7 @@ import xarray as xr
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from activeflow.analysis.maps import span
 from activeflow.physics.forces import hard_disk_force, soft_disk_force
 
 
@@ -20,7 +21,7 @@ def _phase_axes(ax, title: str) -> None:
 
 
 def _extent(m: xr.Dataset) -> list[float]:
-    return [float(m.x_edges[0]), float(m.x_edges[-1]), float(m.g_edges[0]), float(m.g_edges[-1])]
+    return [*span(m, "x"), *span(m, "g")]
 
 
 def _image(fig, ax, m: xr.Dataset, field: np.ndarray, title: str, cmap="viridis", signed=False, clip=None, where=None):
@@ -54,7 +55,7 @@ def fig02_ring_flow(map: xr.Dataset, trajectories: xr.Dataset) -> Figure:
         x = trajectories.x.values[k, :, 0, 0]
         g = trajectories.g.values[k, :, 0, 0]
         # break the line where the periodic coordinate wraps around
-        jump = np.abs(np.diff(x)) > 0.5 * (float(map.x_edges[-1]) - float(map.x_edges[0]))
+        jump = np.abs(np.diff(x)) > 0.5 * (span(map, "x")[1] - span(map, "x")[0])
         x, g = np.insert(x, np.where(jump)[0] + 1, np.nan), np.insert(g, np.where(jump)[0] + 1, np.nan)
         ax.plot(x, g, lw=0.5, alpha=0.8)
     ax.set_xlim(_extent(map)[:2])

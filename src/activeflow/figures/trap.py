@@ -15,6 +15,7 @@ from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from activeflow import io
+from activeflow.analysis.maps import span
 
 # field of epr.nc / epr_map.nc -> (label, signed)
 FIELDS = {
@@ -78,7 +79,7 @@ def draw_particles(fig, ax, x: np.ndarray, values: np.ndarray, radius: float, no
 
 def draw_map(fig, ax, m: xr.Dataset, field: str, signed: bool, lim: float):
     values = m[field].values
-    extent = [float(m.x_edges[0]), float(m.x_edges[-1]), float(m.y_edges[0]), float(m.y_edges[-1])]
+    extent = [*span(m, "x"), *span(m, "y")]
     im = ax.imshow(np.ma.masked_invalid(values), origin="lower", extent=extent, cmap=_cmap(signed),
                    norm=_norm(values, signed), interpolation="nearest")
     ax.set_facecolor("0.92")  # cells seen too rarely (NaN) stay grey
@@ -88,7 +89,7 @@ def draw_map(fig, ax, m: xr.Dataset, field: str, signed: bool, lim: float):
 
 def _extent_limit(maps: list[xr.Dataset]) -> float:
     m = maps[0]
-    return float(max(abs(m.x_edges[0]), abs(m.x_edges[-1]), abs(m.y_edges[0]), abs(m.y_edges[-1])))
+    return float(max(abs(e) for e in (*span(m, "x"), *span(m, "y"))))
 
 
 def field_figure(epr: list[xr.Dataset], maps: list[xr.Dataset], v0: list[float], snapshot: int,

@@ -11,16 +11,24 @@ import numpy as np
 import xarray as xr
 
 from activeflow.errors import InputFileError, MissingFileError
+from activeflow.io import cf
 from activeflow.io.files import atomic_path, provenance
 
 log = logging.getLogger(__name__)
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, info: dict[str, Any]) -> None:
+    """Write `ds` compressed, with provenance and the CF-1.11 global attributes; a variable that lacks
+    its CF attributes is a bug of the writer and is refused before anything is written."""
     ds = ds.copy()
     ds.attrs.update(provenance(info))
+    versions = json.loads(ds.attrs["package_versions"])
+    ds.attrs.update(cf.global_attrs(info, versions.get("activeflow", "unknown"), ds.attrs["created"]))
+    wrong = cf.problems(ds)
+    if wrong:
+        raise ValueError(f"{path}: not written, its metadata is not CF-1.11: {'; '.join(wrong)}")
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4")
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=cf.encoding(ds))
 
 
 def read_netcdf(path: str | os.PathLike, required: tuple[str, ...] = ()) -> xr.Dataset:

@@ -6,6 +6,7 @@ import logging
 import numpy as np
 
 from activeflow import io
+from activeflow.io import cf
 from activeflow.analysis.epr import add_score_free, epr_dataset, epr_total_of, summary
 from activeflow.models.features import default_features, fit_linear_features
 
@@ -24,7 +25,7 @@ def run(
     ds = add_score_free(epr_dataset(model, model.system, samples.x.values, samples.g.values), model.system)
     replica = samples.replica.values if "replica" in samples else None
     if replica is not None:  # kept for the standard errors of later stages (diagnose)
-        ds = ds.assign(replica=("sample", replica, {"long_name": "index of the independent replica"}))
+        ds = ds.assign(replica=("sample", replica, cf.attrs("index of the independent replica", cf.ONE)))
     baseline = None
     if training_path is not None:
         baseline = linear_feature_baseline(model, training_path, spec, samples)

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
@@ -94,8 +95,9 @@ def local_score_g(model: LocalTransformerScore, search: NeighbourSearch, box: fl
 
 
 # The 8 symmetries of the square (rotations by multiples of 90° and reflections), as matrices acting on
-# row vectors; each maps a periodic square box centred on 0 onto itself.
-SQUARE_SYMMETRIES = jnp.array([
+# row vectors; each maps a periodic square box centred on 0 onto itself. NumPy, so that importing this
+# module starts no JAX backend (the stage sets its thread count first).
+SQUARE_SYMMETRIES = np.array([
     [[1, 0], [0, 1]], [[0, 1], [-1, 0]], [[-1, 0], [0, -1]], [[0, -1], [1, 0]],
     [[1, 0], [0, -1]], [[-1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]],
 ])
@@ -105,7 +107,7 @@ def square_symmetry(key: PRNGKeyArray, x: Snapshot, g: Snapshot) -> tuple[Snapsh
     """x and g of the whole snapshot under one random symmetry of the square: an exact symmetry of
     isotropic particles in a periodic square box (data augmentation; the network is not built
     rotation-equivariant, and without it learns directions the data happen to favour)."""
-    r = SQUARE_SYMMETRIES[jax.random.randint(key, (), 0, 8)].astype(x.dtype)
+    r = jnp.asarray(SQUARE_SYMMETRIES, x.dtype)[jax.random.randint(key, (), 0, 8)]
     return x @ r, g @ r
 
 
