@@ -4,6 +4,7 @@ import tempfile
 import jax
 import numpy as np
 import pytest
+from jaxtyping import install_import_hook
 
 # One persistent compilation cache for the whole session, the Snakemake jobs it starts included (they
 # inherit the environment), and the xdist workers of one run (named by the run's id): the tests compile
@@ -16,6 +17,10 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache or tempfile.mkdtemp(pr
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+# Every jaxtyping annotation of the library (array shapes and dtypes) and its other type hints are
+# checked at each call while the tests run: installed before anything imports activeflow.
+install_import_hook("activeflow", "typechecker.checker")
 
 # Closed-form comparisons need double precision; the workflow itself runs in float32 (subprocesses).
 jax.config.update("jax_enable_x64", True)

@@ -13,12 +13,14 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import nbformat
 import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 import yaml
+from nbclient import NotebookClient
 
 from activeflow import io as afio
 from activeflow.figures.table import FIGURES as FIGURE_TABLE
@@ -560,3 +562,17 @@ def test_preempted_training_job_is_resumed_by_snakemake(tmp_path):
     log = (work / "logs" / "ring" / "train_score.log").read_text()
     assert "resuming from checkpoint results/ring/checkpoints/train_score.ckpt at step" in log  # ... the retry resumed
     assert not ckpt.exists() and (work / target).exists()
+
+
+@pytest.mark.workflow
+def test_notebook_runs_on_the_finished_run(finished_run, monkeypatch):
+    """notebooks/explore_results.ipynb, executed on this run: every cell runs and each figure is drawn."""
+    monkeypatch.setenv("ACTIVEFLOW_RUN", str(finished_run))
+    nb = nbformat.read(ROOT / "notebooks" / "explore_results.ipynb", as_version=4)
+    assert not any(cell.get("outputs") for cell in nb.cells), "commit the notebook without outputs"
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = [out for cell in nb.cells for out in cell.get("outputs", [])]
+    assert sum("image/png" in out.get("data", {}) for out in outputs) == 3
+    printed = "".join(out.get("text", "") for out in outputs)
+    assert "trap-v0_0.5" in printed and "cluster_surface" in printed, printed

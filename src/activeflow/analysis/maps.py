@@ -9,6 +9,7 @@ learned score at the cell centres. Density-weighted versions (current j = Ïv, Ï
 2C, 13C, 13D show; the pointwise ones are Figs. 3 and 14.
 """
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -43,9 +44,9 @@ class BinnedMean(NamedTuple):
 def binned_mean(
     positions: np.ndarray,
     values: np.ndarray,
-    x_range: tuple[float, float],
-    y_range: tuple[float, float],
-    bins: int | tuple[int, int],
+    x_range: Sequence[float],
+    y_range: Sequence[float],
+    bins: int | Sequence[int],
     min_count: int = 1,
 ) -> BinnedMean:
     """Mean of `values` (n_points,) per cell of a grid over `positions` (n_points, 2).

@@ -4,11 +4,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from activeflow.figures.style import DOUBLE, size
+
 
 def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
     table = accuracy[accuracy.quantity == "S_tot"]
     systems = list(dict.fromkeys(table.system))
-    fig, axes = plt.subplots(1, len(systems), figsize=(4.5 * len(systems), 3.6), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(systems), layout="constrained", figsize=size(DOUBLE, 0.8 / len(systems)),
+                             squeeze=False)
     for ax, system in zip(axes[0], systems):
         t = table[table.system == system].sort_values("v0")
         # nudge the two estimates apart so their error bars do not hide each other
@@ -25,10 +28,10 @@ def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
         trusted = t.trusted if "trusted" in t else ~t.off
         for row in t[~trusted.astype(bool)].itertuples():
             ax.annotate("not trusted" if not row.off else "off", (row.v0 + shift, row.learned),
-                        textcoords="offset points", xytext=(5, 5), color="tab:red", fontsize=7)
+                        textcoords="offset points", xytext=(5, 5), color="tab:red", fontsize="small")
         ax.set(xlabel="v$_0$", ylabel="Ṡ$_{tot}$", title=system)
         if len(t) == 1:
             v = float(t.v0.iloc[0])
             ax.set_xlim(v - 0.5 * max(v, 0.1), v + 0.5 * max(v, 0.1))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize="small")
     return fig

@@ -27,6 +27,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 from activeflow.analysis.local_density import LOCAL_RADIUS, PROFILE_EDGES, by_local_phi
+from activeflow.figures.style import DOUBLE, size
 from activeflow.figures.trap import FIELDS, _cmap, _norm, _square, draw_particles
 
 ATTRS = ("box", "phi", "n_particles", "a")
@@ -99,7 +100,7 @@ def fig08_mips_epr(fields, snapshot: int = 0) -> Figure:
     ds = _single(fields)
     s = _snapshot(ds, snapshot, ("in_largest_cluster", "largest_cluster_fraction", "local_phi", *ROWS))
     x, a, n, lim = s.x.values, float(s.attrs["a"]), int(s.attrs["n_particles"]), float(s.attrs["box"]) / 2
-    fig, axes = plt.subplots(1, 4, figsize=(14.5, 3.7), constrained_layout=True,
+    fig, axes = plt.subplots(1, 4, layout="constrained", figsize=size(DOUBLE, 0.3),
                              gridspec_kw=dict(width_ratios=[1, 1, 1, 0.9]))
     disks = draw_particles(fig, axes[0], x, s.in_largest_cluster.values.astype(float), a,
                            BoundaryNorm([0, 0.5, 1], 2), CLUSTER_COLOURS, lim, colorbar=False, **_style(n))
@@ -142,7 +143,8 @@ def _profile(ax, ds: xr.Dataset) -> None:
 def _grid(systems: list[xr.Dataset], titles: list[str], suptitle: str) -> Figure:
     """Rows ROWS, one column per system, every box rescaled to the unit square; one colour bar a row."""
     n_cols = len(systems)
-    fig, axes = plt.subplots(2, n_cols, figsize=(2.3 * n_cols + 1.0, 5.0), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(2, n_cols, layout="constrained", figsize=size(DOUBLE, 5.0 / (2.3 * n_cols + 1.0)),
+                             squeeze=False)
     for r, field in enumerate(ROWS):
         label, signed = FIELDS[field]
         norm = _norm(np.concatenate([s[field].values for s in systems]), signed)
@@ -199,7 +201,7 @@ def fig10_mips_flow_arrows(fields, snapshot: int = 0) -> Figure:
     """(A) v_g^i and (B) g^i as arrows at the particles of one snapshot."""
     s = _snapshot(_single(fields), snapshot, ("v_g", "g"))
     x, a, n, lim = s.x.values, float(s.attrs["a"]), int(s.attrs["n_particles"]), float(s.attrs["box"]) / 2
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, layout="constrained", figsize=size(DOUBLE, 0.46))
     _arrows(fig, axes[0], x, s.v_g.values, a, lim, r"$|v_g^i|$", n)
     _arrows(fig, axes[1], x, s.g.values, a, lim, r"$|g^i|$", n)
     axes[0].set_title(r"(A) probability flow $v_g^i$")

@@ -7,11 +7,12 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from activeflow.analysis.maps import span
+from activeflow.figures.style import DOUBLE, SINGLE, size
 from activeflow.physics.forces import hard_disk_force, soft_disk_force
 
 
 def _label(ax, letter: str) -> None:
-    ax.text(-0.12, 1.04, letter, transform=ax.transAxes, fontweight="bold", fontsize=11, va="bottom")
+    ax.text(-0.12, 1.04, letter, transform=ax.transAxes, fontweight="bold", fontsize="large", va="bottom")
 
 
 def _phase_axes(ax, title: str) -> None:
@@ -49,7 +50,7 @@ def _support(m: xr.Dataset, fraction: float = 1e-3) -> np.ndarray:
 
 def fig02_ring_flow(map: xr.Dataset, trajectories: xr.Dataset) -> Figure:
     """(A) stochastic trajectories, (B) density ρ, (C) |j|_{D⁻¹}, (D) phase portrait of v."""
-    fig, axes = plt.subplots(2, 2, figsize=(9, 7), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, layout="constrained", figsize=size(DOUBLE, 0.78))
     ax = axes[0, 0]
     for k in range(trajectories.sizes["trajectory"]):
         x = trajectories.x.values[k, :, 0, 0]
@@ -78,7 +79,7 @@ def fig02_ring_flow(map: xr.Dataset, trajectories: xr.Dataset) -> Figure:
 
 def fig03_ring_system_epr(map: xr.Dataset) -> Figure:
     """∇·v over phase space, on the cells the samples visit (white: ρ below 10⁻³ of its maximum)."""
-    fig, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
+    fig, ax = plt.subplots(layout="constrained", figsize=size(SINGLE, 0.75))
     field = np.where(_support(map, 1e-2), map.div_v.values, np.nan)
     _image(fig, ax, map, field, "system EPR ∇·v", signed=True, clip=99)
     return fig
@@ -90,7 +91,7 @@ def fig12_force_smoothing(a: float, k: float, beta: float) -> Figure:
     dx = r[:, None]
     hard = np.asarray(hard_disk_force(dx, a, k))[:, 0]
     soft = np.asarray(soft_disk_force(dx, a, k, beta))[:, 0]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, layout="constrained", figsize=size(DOUBLE, 0.4))
     ax1.plot(r, hard, label="f (94)")
     ax1.plot(r, soft, "--", label=f"smoothed f̃ (95), β = {beta:g}")
     ax1.set(xlabel="|x|", ylabel="force", title="force")
@@ -105,7 +106,7 @@ def fig12_force_smoothing(a: float, k: float, beta: float) -> Figure:
 
 def fig13_ring_decomposition(map: xr.Dataset, epr: xr.Dataset) -> Figure:
     """(A) the system, (B) histograms of system EPR parts, (C) |j_x|, |j_g|, (D) ρ∇_x·v_x, ρ∇_g·v_g."""
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
+    fig, axes = plt.subplots(2, 3, layout="constrained", figsize=size(DOUBLE, 0.56))
     ax = axes[0, 0]
     t = np.linspace(0, 2 * np.pi, 200)
     ax.plot(np.cos(t), np.sin(t), color="k", lw=1)
@@ -116,7 +117,7 @@ def fig13_ring_decomposition(map: xr.Dataset, epr: xr.Dataset) -> Figure:
         ax.text(1.2 * np.cos(angle), 1.2 * np.sin(angle), label, ha="center", va="center")
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title("two active particles on a ring")
+    ax.set_title("two particles on a ring", loc="right")
     ax = axes[1, 0]
     for var, label in (("div_v", "∇·v"), ("div_x_v_x", "∇$_x$·v$_x$"), ("div_g_v_g", "∇$_g$·v$_g$")):
         values = epr[var].values.ravel()
@@ -124,7 +125,7 @@ def fig13_ring_decomposition(map: xr.Dataset, epr: xr.Dataset) -> Figure:
         ax.hist(values, bins=120, range=(lo, hi), histtype="step", density=True,
                 label=f"{label}: mean {values.mean():+.3g}")
     ax.set(xlabel="system EPR", ylabel="density", title="statistics of the system EPR", yscale="log")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize="small")
     _image(fig, axes[0, 1], map, map.current_x.values, "|j$_x$| = ρ|v$_x$|", cmap="magma")
     _image(fig, axes[0, 2], map, map.current_g.values, "|j$_g$| = ρ|v$_g$|", cmap="magma")
     _image(fig, axes[1, 1], map, map.weighted_div_x_v_x.values, "ρ ∇$_x$·v$_x$", signed=True)
@@ -138,7 +139,7 @@ def fig14_ring_pointwise(map: xr.Dataset) -> Figure:
     """Pointwise (not density-weighted) total EPR (top) and system EPR (bottom) over the whole map;
     colours saturate at the 99th percentile of |value| over the visited cells, so that the large
     values where the particles (almost) never are do not hide the structure."""
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
+    fig, axes = plt.subplots(2, 3, layout="constrained", figsize=size(DOUBLE, 0.56))
     top = (("epr_total", "|v|²$_{D^{-1}}$"), ("epr_x", "|v$_x$|²/D$_x$"), ("epr_g", "|v$_g$|²/D$_g$"))
     bottom = (("div_v", "∇·v"), ("div_x_v_x", "∇$_x$·v$_x$"), ("div_g_v_g", "∇$_g$·v$_g$"))
     for ax, (var, title) in zip(axes[0], top):
@@ -157,12 +158,14 @@ def fig15_ring_diagnostics(diagnostics: xr.Dataset) -> Figure:
         ("sm_identity_x", "|s$_x$|² + ∇$_x$·s$_x$"),
         ("sm_identity_g", "|s$_g$|² + ∇$_g$·s$_g$"),
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3), constrained_layout=True)
+    fig, axes = plt.subplots(2, 3, layout="constrained", figsize=size(DOUBLE, 0.5))
+    axes = axes.ravel()
+    axes[-1].set_visible(False)
     for ax, (var, title) in zip(axes, panels):
         values = diagnostics[var].values
         lo, hi = np.percentile(values, [0.5, 99.5])
         ax.hist(values, bins=100, range=(lo, hi), density=True, color="tab:blue", alpha=0.8)
         ax.axvline(0, color="k", lw=0.6)
-        ax.set_title(f"{title}\nμ = {values.mean():+.3g}, σ = {values.std():.3g}", fontsize=8)
+        ax.set_title(f"{title}\nμ = {values.mean():+.3g}, σ = {values.std():.3g}")
         ax.set_yscale("log")
     return fig

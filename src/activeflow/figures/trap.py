@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from activeflow import io
 from activeflow.analysis.maps import span
+from activeflow.figures.style import DOUBLE, size
 
 # field of epr.nc / epr_map.nc -> (label, signed)
 FIELDS = {
@@ -96,8 +97,8 @@ def field_figure(epr: list[xr.Dataset], maps: list[xr.Dataset], v0: list[float],
                  fields: list[str], title: str) -> Figure:
     """For each field two rows (a snapshot's particles; the spatial map), one column per v0."""
     n_cols, n_rows = len(v0), 2 * len(fields)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.5, 2.3 * n_rows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(n_rows, n_cols, layout="constrained",
+                             figsize=size(DOUBLE, 2.3 * n_rows / (2.6 * n_cols + 0.5)), squeeze=False)
     lim = _extent_limit(maps)
     for j, (e, m, v) in enumerate(zip(epr, maps, v0, strict=True)):
         x = e.x.values[snapshot]
@@ -141,8 +142,8 @@ def fig07_trap_attention(attention: list[xr.Dataset], v0: list[float], snapshot=
     identity) saturates."""
     n_rows = max(a.sizes["example"] for a in attention)
     n_cols = len(v0)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.5, 2.4 * n_rows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(n_rows, n_cols, layout="constrained",
+                             figsize=size(DOUBLE, 2.4 * n_rows / (2.6 * n_cols + 0.5)), squeeze=False)
     lim = max(float(np.abs(a.x.values).max()) for a in attention) + 1.5
     for j, (a, v) in enumerate(zip(attention, v0, strict=True)):
         x, radius = a.x.values, _radius(a)
@@ -153,7 +154,7 @@ def fig07_trap_attention(attention: list[xr.Dataset], v0: list[float], snapshot=
             lo, hi = float(others.min()), float(others.max())
             draw_particles(fig, ax, x, weights, radius, Normalize(lo, hi if hi > lo else lo + 1e-12), "viridis", lim)
             ax.add_patch(plt.Circle(x[i], radius * 1.15, fill=False, ec="w", lw=1.8))
-            ax.text(0.03, 0.03, f"particle {i}", transform=ax.transAxes, fontsize=7)
+            ax.text(0.03, 0.03, f"particle {i}", transform=ax.transAxes, fontsize="small")
             if r == 0:
                 ax.set_title(f"$v_0 = {v:g}$")
             if j == 0:
@@ -179,7 +180,7 @@ DIAGNOSTIC_PANELS = [
 def fig18_trap_diagnostics(diagnostics: list[xr.Dataset], v0: list[float], snapshot=0) -> Figure:
     """Distributions over held-out snapshots of the four invariants (normalised by N), one histogram
     per v0 on a log density axis, with mean μ and standard deviation σ in the legend."""
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, layout="constrained", figsize=size(DOUBLE, 0.7))
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(v0)))
     for ax, (letter, label, get) in zip(axes.ravel(), DIAGNOSTIC_PANELS, strict=True):
         for d, v, c in zip(diagnostics, v0, colours, strict=True):
@@ -190,8 +191,8 @@ def fig18_trap_diagnostics(diagnostics: list[xr.Dataset], v0: list[float], snaps
         ax.set_yscale("log")  # the v0 = 0 spike is orders of magnitude narrower than the others
         ax.set_xlabel(label)
         ax.set_ylabel("density")
-        ax.legend(fontsize=6)
-        ax.text(-0.1, 1.03, letter, transform=ax.transAxes, fontweight="bold", fontsize=11)
+        ax.legend(fontsize="x-small")
+        ax.text(-0.1, 1.03, letter, transform=ax.transAxes, fontweight="bold", fontsize="large")
     return fig
 
 
@@ -199,8 +200,9 @@ def trap_convergence(convergence: list[pd.DataFrame], v0: list[float], snapshot:
     """Learned Ṡ_tot against the training step, one panel per v0, with the score-free Ṡ_tot of the
     same held-out snapshots ± s.e. as a band (its value at the last step; it does not depend on the
     score); the relative gap at the last step in each title. Below: the score-matching identities."""
-    fig, axes = plt.subplots(2, len(v0), figsize=(3.4 * len(v0), 4.6), squeeze=False, sharex="col",
-                             constrained_layout=True, gridspec_kw=dict(height_ratios=[2, 1]))
+    fig, axes = plt.subplots(2, len(v0), layout="constrained", figsize=size(DOUBLE, 4.6 / (3.4 * len(v0))),
+                             squeeze=False, sharex="col",
+                             gridspec_kw=dict(height_ratios=[2, 1]))
     for col, (table, v) in enumerate(zip(convergence, v0)):
         top, bottom = axes[0, col], axes[1, col]
         rows = {q: t.sort_values("step") for q, t in table.groupby("quantity")}
@@ -222,6 +224,6 @@ def trap_convergence(convergence: list[pd.DataFrame], v0: list[float], snapshot:
         bottom.axhline(0, color="k", lw=0.5)
         bottom.set(xlabel="training step", ylabel="identity / particle" if col == 0 else None)
         if col == 0:
-            top.legend(fontsize=7)
-            bottom.legend(fontsize=7)
+            top.legend(fontsize="small")
+            bottom.legend(fontsize="small")
     return fig

@@ -235,7 +235,7 @@ class GatedFeatureNet(eqx.Module):
                                 (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
 
     def particle(self, xi: Vector, gi: Vector, x: Snapshot, g: Snapshot, i: jax.Array,
-                 forces: Snapshot) -> Float[Array, " 2d"]:
+                 forces: Snapshot) -> Float[Array, " 2*d"]:
         """(s_x^i, s_g^i) concatenated."""
         phi = self.features.particle(xi, gi, x, g, i, forces)
         c = self.gate(self.features.invariants(xi, gi, x, i))

@@ -188,7 +188,7 @@ class LocalTransformerScore(eqx.Module):
         return s_x, s_g
 
     def tokens(
-        self, x: Snapshot, g: Snapshot, i: Int[Array, ""], neighbours: Int[Array, " K"], box: float | None
+        self, x: Snapshot, g: Snapshot, i: Int[Array, ""] | int, neighbours: Int[Array, " K"], box: float | None
     ) -> tuple[Float[Array, "T d"], Float[Array, "T d"]]:
         """Token inputs of particle i, gathered from the snapshot (differentiable in x and g): minimum-image
         x^j − x^i and g^j for j = i, neighbours. Only the indices are held fixed."""
@@ -198,13 +198,13 @@ class LocalTransformerScore(eqx.Module):
         return dx, jnp.concatenate([g[i][None], g[neighbours]])
 
     def particle(
-        self, x: Snapshot, g: Snapshot, i: Int[Array, ""], neighbours: Int[Array, " K"], box: float | None
+        self, x: Snapshot, g: Snapshot, i: Int[Array, ""] | int, neighbours: Int[Array, " K"], box: float | None
     ) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
         """(s_x^i, s_g^i) as functions of the whole snapshot (differentiate this one w.r.t. x or g)."""
         return self.centre(*self.tokens(x, g, i, neighbours, box))
 
     def particle_divergence(
-        self, x: Snapshot, g: Snapshot, i: Int[Array, ""], neighbours: Int[Array, " K"], box: float | None
+        self, x: Snapshot, g: Snapshot, i: Int[Array, ""] | int, neighbours: Int[Array, " K"], box: float | None
     ) -> tuple[Float[Array, " d"], Float[Array, "d d"]]:
         """s_g^i and the exact d×d block ∂s_g^i/∂g^i: g^i enters token 0 only (i is not its own
         neighbour), so this is the Jacobian of the centre's output w.r.t. its own token's g, by d

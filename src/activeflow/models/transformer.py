@@ -12,7 +12,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 Snapshot = Float[Array, "N d"]
 Tokens = Float[Array, "N d_e"]
@@ -173,9 +173,9 @@ class TransformerScore(eqx.Module):
             h = layer(h)
         return jax.vmap(self.decode_x)(h), jax.vmap(self.decode_g)(h)
 
-    def attention_maps(self, x: Snapshot, g: Snapshot) -> Float[Array, "L N N"]:
+    def attention_maps(self, x: Float[ArrayLike, "N d"], g: Float[ArrayLike, "N d"]) -> Float[Array, "L N N"]:
         """Head-averaged attention map A_l of every layer, in order, for one snapshot."""
-        h, maps = self.embed(x, g), []
+        h, maps = self.embed(jnp.asarray(x), jnp.asarray(g)), []
         for layer in self.layers:
             maps.append(layer.attention_weights(h))
             h = layer(h)
@@ -193,7 +193,9 @@ def rollout(maps: Float[Array, "L N N"]) -> Float[Array, "N N"]:
     return out
 
 
-def attention_rollout(model: eqx.Module, x: Snapshot, g: Snapshot) -> Float[Array, "N N"]:
+def attention_rollout(
+    model: eqx.Module, x: Float[ArrayLike, "N d"], g: Float[ArrayLike, "N d"]
+) -> Float[Array, "N N"]:
     """Rolled-out attention of a `TransformerScore`, or of a `ScoreModel` wrapping one, at one snapshot."""
     network = getattr(model, "network", model)
     if not isinstance(network, TransformerScore):

@@ -22,7 +22,7 @@ Snapshot = Float[Array, "N d"]
 INTEGRATORS = ("leimkuhler_matthews", "euler_maruyama")
 
 
-def ou_step(system: AOUPSystem, key: jax.Array, g: Batch, dt: float) -> Batch:
+def ou_step(system: AOUPSystem, key: jax.Array, g: Float[Array, "*R N d"], dt: float) -> Float[Array, "*R N d"]:
     """Exact Ornstein–Uhlenbeck update of g: no time-step bias in its (Gaussian) law."""
     decay = jnp.exp(-system.gamma * dt)
     std = jnp.sqrt(system.Dg / system.gamma * (1 - decay**2))
@@ -30,9 +30,9 @@ def ou_step(system: AOUPSystem, key: jax.Array, g: Batch, dt: float) -> Batch:
 
 
 def x_step(
-    system: AOUPSystem, x: Batch, b_x: Batch, dt: float, integrator: str,
-    noise: Batch | None = None, previous_noise: Batch | None = None,
-) -> Batch:
+    system: AOUPSystem, x: Float[Array, "*R N d"], b_x: Float[Array, "*R N d"], dt: float, integrator: str,
+    noise: Float[Array, "*R N d"] | None = None, previous_noise: Float[Array, "*R N d"] | None = None,
+) -> Float[Array, "*R N d"]:
     """Position update with drift b_x and standard normal noise ξ_{n+1} (and ξ_n for
     Leimkuhler–Matthews), folded into the box of a periodic system:
     Euler–Maruyama   x + b_x Δt + √(2D_xΔt) ξ_{n+1};

@@ -20,7 +20,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from scipy.spatial import cKDTree
 
 from activeflow.chunking import map_blocks
@@ -74,7 +74,7 @@ class NeighbourList(eqx.Module):
     n_builds: Int[Array, ""]
     # Column-major blocks: indices.T, or with slices (a search with slice_widths; rows sorted by their
     # neighbour count and cut into slices) each slice's rows cut to its width, transposed.
-    columns: tuple[Int[Array, "width rows"], ...] = ()
+    columns: tuple[Int[Array, "_width _rows"], ...] = ()  # widths and rows differ between slices
     order: Int[Array, " N"] | None = None  # sliced: particle of each sorted row
     inverse: Int[Array, " N"] | None = None  # sliced: sorted row of each particle
     slice_counts: Int[Array, " slices"] | None = None  # running maxima of each slice's largest count
@@ -92,7 +92,7 @@ class NeighbourList(eqx.Module):
         bounds = _slice_bounds(self.indices.shape[0], len(self.columns))
         return [(self.order[a:b], block) for (a, b), block in zip(bounds, self.columns)]
 
-    def in_order(self, per_block: list[Float[Array, " rows"]]) -> Float[Array, " N"]:
+    def in_order(self, per_block: list[Float[Array, " _rows"]]) -> Float[Array, " N"]:
         """Per-particle values from the per-block values of `column_blocks`, in particle order."""
         values = jnp.concatenate(per_block) if len(per_block) > 1 else per_block[0]
         if self.order is None:
@@ -433,9 +433,9 @@ def _set_bit_positions(group: int) -> np.ndarray:
 
 
 def displacement_components(
-    x: Positions, indices: Int[Array, "n M"], box: float, centres: Int[Array, " n"] | slice | None = None,
+    x: Positions, indices: Int[Array, "a b"], box: float, centres: Int[Array, " c"] | slice | None = None,
     column_major: bool = False,
-) -> tuple[Float[Array, "n M"], ...]:
+) -> tuple[Float[Array, "a b"], ...]:
     """Minimum-image x^i − x^j for j = indices[i] (i = centres[row], or the row itself), one (n, M)
     array per coordinate; padding slots (index N) get the harmless component 1, so that norms and
     their derivatives stay finite there. With `column_major` the indices and the results are (M, n):
@@ -474,7 +474,7 @@ def displacements(x: Positions, indices: Int[Array, "N M"], box: float) -> Float
 @eqx.filter_jit
 def k_nearest(
     search: NeighbourSearch, x: Positions, k: int, centres: Int[Array, " n"] | None = None
-) -> tuple[Int[Array, "n k"], Bool[Array, " N"]]:
+) -> tuple[Int[Array, "n k"], Bool[Array, " n"]]:
     """Indices of the k nearest neighbours (minimum image) of every particle, or of `centres` only, and
     whether each choice is certainly right (see `NeighbourSearch.nearest`). JIT-able; O(N), and for
     `centres` the work beyond the O(N) cell table scales with their number. The choice is piecewise
@@ -488,7 +488,7 @@ def k_nearest(
 
 
 def nearest_search(
-    x: Float[Array, "*S N d"], box: float, k: int, *, margin: float = 1.2, capacity_margin: float = 1.25
+    x: Float[ArrayLike, "*S N d"], box: float, k: int, *, margin: float = 1.2, capacity_margin: float = 1.25
 ) -> NeighbourSearch:
     """A `NeighbourSearch` whose `k_nearest(search, ·, k)` is complete for every snapshot in x (one
     (N, d) snapshot or a stack of them): its cut-off is `margin` × the largest k-th-neighbour distance

@@ -12,7 +12,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 from activeflow.physics.forces import soft_disk_force, soft_disk_force_divergence, soft_disk_pair_forces
 from activeflow.physics.space import minimum_image
@@ -52,7 +52,7 @@ class AOUPSystem(eqx.Module):
         """Side of the periodic box, or None for open space."""
         return None
 
-    def wrap(self, x: Snapshot) -> Snapshot:
+    def wrap(self, x: Float[Array, "*S N d"]) -> Float[Array, "*S N d"]:
         return x if self.box is None else minimum_image(x, self.box)
 
     def drift(self, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
@@ -159,7 +159,7 @@ class Trap(AOUPSystem):
     n_particles: int = eqx.field(static=True)
     dim: int = eqx.field(static=True)
 
-    def _pairs(self, x: Snapshot) -> tuple[Float[Array, "N N d"], Float[Array, "N N 1"]]:
+    def _pairs(self, x: Snapshot) -> tuple[Float[Array, "N N d"], Bool[Array, "N N 1"]]:
         """Displacements x^i − x^j with the diagonal replaced by a harmless non-zero vector, and the mask."""
         self_pair = jnp.eye(x.shape[0], dtype=bool)[..., None]
         dx = x[:, None, :] - x[None, :, :]

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 
 from activeflow import io  # noqa: E402
 from activeflow.analysis.accuracy import verdict  # noqa: E402
+from activeflow.figures.style import STYLE  # noqa: E402
 from activeflow.figures.table import BY_NAME  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def mark(fig: Any, reasons: list[str]) -> None:
     lines = [r if len(r) <= 70 else r[:67] + "..." for r in reasons[:4]]
     if len(reasons) > 4:
         lines.append(f"and {len(reasons) - 4} more")
-    fig.text(0.5, 1.0, "\n".join([MARK.upper(), *lines]), ha="center", va="bottom", color="white", fontsize=7,
+    fig.text(0.5, 1.0, "\n".join([MARK.upper(), *lines]), ha="center", va="bottom", color="white", fontsize="small",
              fontweight="bold", bbox=dict(facecolor="#c0392b", edgecolor="none", pad=3))
 
 
@@ -60,13 +61,13 @@ def run(name: str, inputs: dict[str, Any], outputs: list[str], options: dict[str
     module, function = figure.draw.split(".")
     draw = getattr(importlib.import_module(f"activeflow.figures.{module}"), function)
     data = {arg: load(inputs[arg]) for arg, _ in figure.inputs}
-    plt.rcParams.update({"font.size": options.get("font_size", 9), "figure.dpi": 100})
+    plt.style.use(STYLE)
     fig = draw(**data, **options.get("arguments", {}))
     reasons = untrusted(inputs, options.get("thresholds")) if figure.trust else []
     if reasons:
         mark(fig, reasons)
         log.warning("%s drawn from results that are not trusted (%s): marked '%s'", name, "; ".join(reasons), MARK)
     for path in outputs:
-        io.save_figure(fig, path, dpi=options.get("dpi", 200), bbox_inches="tight")
+        io.save_figure(fig, path, dpi=options.get("dpi", 200))  # bbox: tight, from the style
         log.info("wrote %s", path)
     plt.close(fig)

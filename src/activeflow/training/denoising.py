@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jaxtyping import Array, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from activeflow.models.local_transformer import LocalTransformerScore
 from activeflow.physics.neighbours import NeighbourOverflow, NeighbourSearch, k_nearest, nearest_search
@@ -146,8 +146,8 @@ class SnapshotBatches:
 
 def fit_denoising(
     model: LocalTransformerScore,
-    x: Float[Array, "S N d"],
-    g: Float[Array, "S N d"],
+    x: Float[ArrayLike, "S N d"],
+    g: Float[ArrayLike, "S N d"],
     box: float,
     *,
     sigma: float,

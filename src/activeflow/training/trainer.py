@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -43,9 +43,11 @@ OPTIMIZERS = {"adam": optax.adam, "radam": optax.radam}
 # Keys of a training block that do not change the trained numbers (a checkpoint survives edits to them).
 BOOKKEEPING_KEYS = ("log_every", "checkpoint_every")
 
-Loss = Callable[[eqx.Module, Any], tuple[jax.Array, NamedTuple]]
+Terms = tuple  # a NamedTuple of scalar loss terms (as a hint: its fields vary with the loss)
+Loss = Callable[[eqx.Module, Any], tuple[jax.Array, Terms]]
 
 
+@runtime_checkable
 class Monitor(Protocol):
     """Called with the EMA model at every logging step; keeps its table rows in `rows` (a checkpoint
     keeps them, and a resumed run restores them)."""
@@ -96,6 +98,7 @@ def fingerprint(model: eqx.Module, settings: dict[str, Any], key: jax.Array, arr
     return h.hexdigest()
 
 
+@runtime_checkable
 class Batches(Protocol):
     """Where a step's batch comes from. `state` is what a checkpoint must hold to redo the rest (e.g. a
     training set that is re-stepped every epoch); `batch(state, step)` returns (state, batch)."""
@@ -110,7 +113,7 @@ class Health(NamedTuple):
     with those values, and of the first step whose loss reported a `problem` count > 0."""
 
     bad_step: jax.Array
-    bad_terms: NamedTuple
+    bad_terms: Terms
     bad_grad_norm: jax.Array
     problem_step: jax.Array
     problem_count: jax.Array
@@ -124,7 +127,7 @@ def initial_health(loss: Loss, model: eqx.Module, batch: Any) -> Health:
     return Health(minus_one, zeros, jnp.zeros(()), minus_one, jnp.asarray(0, jnp.int32))
 
 
-def _record(health: Health, step: jax.Array, terms: NamedTuple, grad_norm: jax.Array, problems: jax.Array) -> Health:
+def _record(health: Health, step: jax.Array, terms: Terms, grad_norm: jax.Array, problems: jax.Array) -> Health:
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(t)) for t in terms] + [jnp.isfinite(grad_norm)]))
     first_bad = (health.bad_step < 0) & ~finite
     first_problem = (health.problem_step < 0) & (problems > 0)
@@ -162,7 +165,7 @@ def compiled_step(loss: Loss, optimizer: optax.GradientTransformation, ema_decay
     return step_fn
 
 
-def _split(aux: Any) -> tuple[NamedTuple, jax.Array]:
+def _split(aux: Any) -> tuple[Terms, Any]:  # Any: a ShapeDtypeStruct under eval_shape
     """(terms, problems) from a loss's auxiliary output: terms alone, or (terms, problems)."""
     if isinstance(aux, tuple) and not hasattr(aux, "_fields"):
         return aux
@@ -277,7 +280,7 @@ class Trainer:
             self._check(health, checkpointed)
         return eqx.combine(ema, model), pd.DataFrame(rows)
 
-    def _row(self, done: int, total: jax.Array, terms: NamedTuple, grad_norm: jax.Array, seconds: float,
+    def _row(self, done: int, total: jax.Array, terms: Terms, grad_norm: jax.Array, seconds: float,
              first: int, start: float) -> dict[str, Any]:
         """The history row of a logging step (the loss, then its other terms) and its progress line."""
         parts = {name: float(value) for name, value in terms._asdict().items() if name != "total"}
