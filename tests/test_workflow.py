@@ -141,6 +141,8 @@ def test_every_output_exists_and_opens(finished_run):
     for name in FIGURES:
         for ext in ("png", "pdf"):
             assert (finished_run / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000
+        pdf = (finished_run / "results" / "figures" / f"{name}.pdf").read_bytes()
+        assert b"/FontFile2" in pdf and b"/Type3" not in pdf, name  # TrueType embedded (pdf.fonttype 42)
     accuracy = pd.read_csv(finished_run / "results" / "accuracy.csv")
     assert set(accuracy.experiment) == {"ring", *LINEAR, *TRAP}
     assert (accuracy[accuracy.experiment.isin(TRAP)].truth == "score_free").all()

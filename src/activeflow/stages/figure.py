@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 
 from activeflow import io  # noqa: E402
 from activeflow.analysis.accuracy import verdict  # noqa: E402
-from activeflow.figures.style import STYLE  # noqa: E402
+from activeflow.figures.style import DOUBLE, SINGLE, STYLE  # noqa: E402
 from activeflow.figures.table import BY_NAME  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,9 @@ def run(name: str, inputs: dict[str, Any], outputs: list[str], options: dict[str
     data = {arg: load(inputs[arg]) for arg, _ in figure.inputs}
     plt.style.use(STYLE)
     fig = draw(**data, **options.get("arguments", {}))
+    if round(fig.get_figwidth(), 2) not in (SINGLE, DOUBLE):
+        raise ValueError(f"{name} is {fig.get_figwidth():.2f} in wide; figures are one ({SINGLE} in) or two "
+                         f"({DOUBLE} in) journal columns wide (activeflow.figures.style)")
     reasons = untrusted(inputs, options.get("thresholds")) if figure.trust else []
     if reasons:
         mark(fig, reasons)
