@@ -270,8 +270,44 @@ def test_score_matching_identity_is_zero_for_the_exact_score_only(stage_files):
     _, p = stage_files
     model = registry.build_model(registry.model_spec("mips", PARAMETERS, NETWORK), jax.random.key(1))
     with xr.open_dataset(p["samples.nc"]) as s:
-        f = mips_fields.fields_dataset(model, s.load(), PARAMETERS["gamma"])
+        f = mips_fields.fields_dataset(model, s.load(), mips_sampling.make_mips(PARAMETERS, SIMULATION))
     row = mips_fields.by_phase(f)
     assert abs(row["sm_identity_g"]) < 4 * row["sm_identity_g_stderr"], row
     wrong = mips_fields.by_phase(f.assign(s_g=2 * f.s_g, div_s_g=2 * f.div_s_g))
     assert abs(wrong["sm_identity_g"] - 4) < 4 * wrong["sm_identity_g_stderr"] + 0.5 and wrong["sm_identity_g"] > 2
+
+
+THRESHOLDS = dict(z_threshold=3.0, rel_tolerance=0.05, abs_tolerance=0.01, invariant_tolerance=0.01)
+
+
+def test_score_free_truth_is_the_force_laplacian_and_flags_a_score_far_from_it(stage_files):
+    """μΔ_{x^i}Φ per particle against central differences of the force; the untrained shifted network
+    (s_g = −g, so v_g ≡ 0 and a learned Ṡ_tot of 0) is off its truth; fields whose |v_g|²/γ averages to
+    the truth on every snapshot are not."""
+    _, p = stage_files
+    system = mips_sampling.make_mips(PARAMETERS, SIMULATION)
+    model = registry.build_model(registry.model_spec("mips", PARAMETERS, NETWORK), jax.random.key(1))
+    with xr.open_dataset(p["samples.nc"]) as s:
+        f = mips_fields.fields_dataset(model, s.load(), system)
+    x = f.x.values[1].astype(np.float64)
+    h = 1e-4
+    for i in (0, 9, 40):
+        laplacian = 0.0
+        for k in range(2):
+            plus, minus = x.copy(), x.copy()
+            plus[i, k] += h
+            minus[i, k] -= h
+            laplacian -= float(system.force(jnp.asarray(plus))[i, k] - system.force(jnp.asarray(minus))[i, k]) / (2 * h)
+        np.testing.assert_allclose(f.mu_laplacian_phi.values[1, i], PARAMETERS["mu"] * laplacian, rtol=1e-3, atol=1e-4)
+    row = mips_fields.by_phase(f, THRESHOLDS)
+    truth = f.mu_laplacian_phi.values.mean(axis=1)
+    assert row["S_tot_score_free"] == pytest.approx(truth.mean()) and row["S_tot_score_free"] > 0.05
+    assert row["S_tot_learned"] == pytest.approx(0.0, abs=1e-9) and row["S_tot_rel_error"] == pytest.approx(-1.0)
+    assert row["S_tot_off"] and not row["trusted"] and "S_tot off" in row["why"]
+    # v_g of the right size everywhere: |v_g^i|² = γ × the snapshot's truth per particle
+    right = f.assign(v_g_sq=(("sample", "particle"), np.repeat(PARAMETERS["gamma"] * truth[:, None], f.sizes["particle"], 1)))
+    good = mips_fields.epr_against_truth(right, THRESHOLDS)
+    assert not good["S_tot_off"] and abs(good["S_tot_rel_error"]) < 1e-6
+    # 10 % too large on every snapshot: resolved (s.e. 0) and beyond the 5 % tolerance
+    over = mips_fields.epr_against_truth(right.assign(v_g_sq=1.1 * right.v_g_sq), THRESHOLDS)
+    assert over["S_tot_off"] and over["S_tot_rel_error"] == pytest.approx(0.1)

@@ -85,3 +85,28 @@ def test_the_total_epr_without_divergences_equals_the_full_evaluation(linear, rn
     x, g = ex.sample(rng, 300)
     full = epr_dataset(ex.score_fn(), linear, x, g).epr_total.sum("particle").values
     np.testing.assert_allclose(epr_total_of(ex.score_fn(), linear, x, g, chunk=64), full, rtol=1e-10)
+
+
+def test_mips_systems_join_the_accuracy_table_and_figure(tmp_path):
+    """A MIPS by-phase row becomes the S_tot row of its system, with its own verdict, and the figure draws
+    it as the ratio to the truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from activeflow.analysis.accuracy import accuracy_table
+    from activeflow.figures.accuracy import accuracy_figure
+
+    def phases(learned, trusted, why):
+        return pd.DataFrame([dict(v0=0.025, S_tot_learned=learned, S_tot_learned_stderr=0.01 * learned,
+                                  S_tot_score_free=1.2, S_tot_score_free_stderr=0.01, S_tot_rel_error=learned / 1.2 - 1,
+                                  S_tot_z=-50.0, S_tot_off=not trusted, trusted=trusted, why=why)])
+
+    table = accuracy_table({}, {}, THRESHOLDS, mips={"mips/train": phases(5e-5, False, "S_tot off"),
+                                                     "mips/transfer/n64-phi0.5": phases(1.19, True, float("nan"))})
+    rows = table.set_index("experiment")
+    assert list(rows.system) == ["mips", "mips"] and set(rows.truth) == {"score_free"}
+    assert not rows.loc["mips/train", "trusted"] and rows.loc["mips/train", "why"] == "S_tot off"
+    assert rows.loc["mips/transfer/n64-phi0.5", "trusted"] and rows.loc["mips/transfer/n64-phi0.5", "why"] == ""
+    assert rows.loc["mips/train", "reference"] == 1.2 and rows.loc["mips/train", "learned"] == 5e-5
+    fig = accuracy_figure(table)
+    assert fig.axes[0].get_xscale() == "log" and len(fig.axes[0].get_yticks()) == 2

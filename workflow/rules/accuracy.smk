@@ -6,6 +6,7 @@ rule accuracy:
         diagnostics=expand(
             "results/{experiment}/diagnostics.csv", experiment=sorted(EXPERIMENTS)
         ),
+        mips=mips_summaries() if "mips" in config else [],
     output:
         report(
             "results/accuracy.csv",
@@ -28,6 +29,7 @@ rule accuracy:
                 for name, exp in EXPERIMENTS.items()
             }
         ),
+        mips_systems=[f"mips/{s}" for s in mips_systems()] if "mips" in config else [],
         thresholds=canonical(config["accuracy"]),
     script:
         "../scripts/accuracy.py"

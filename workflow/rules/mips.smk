@@ -91,6 +91,7 @@ rule mips_fields:
         model=mips_model_config(),
         n_snapshots=mips_evaluated_snapshots,
         thresholds=canonical(config["accuracy"]),
+        force_tolerance=mips_config("simulation", "force_tolerance"),
     script:
         "../scripts/mips_fields.py"
 

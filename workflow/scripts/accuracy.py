@@ -17,6 +17,7 @@ logs.run_stage(
     summary_paths=dict(zip(snakemake.params.experiments, snakemake.input.summaries)),
     diagnostics_paths=dict(zip(snakemake.params.experiments, snakemake.input.diagnostics)),
     meta=dict(snakemake.params.meta),
+    mips_paths=dict(zip(snakemake.params.mips_systems, snakemake.input.mips)),
     thresholds=dict(snakemake.params.thresholds),
     out_path=snakemake.output[0],
 )

@@ -20,4 +20,5 @@ logs.run_stage(
     expected=dict(snakemake.params.model),
     n_snapshots=snakemake.params.n_snapshots,
     thresholds=dict(snakemake.params.thresholds),
+    force_tolerance=snakemake.params.force_tolerance,
 )

@@ -14,6 +14,16 @@ Each particle also gets its local packing fraction and the direction of its neig
 EPR's profile from the gas across the interface into the dense phase, and whether v_g points out of
 the denser side.
 
+The truth these are checked against needs no score. At ε = 0, stationarity gives E[v·s] = 0, so
+E[sᵀDs] = −E[∇·b], and with E[g·s_g] = −dN
+
+    Ṡ_tot = γ E|g + s_g|² = μ E[Σ_i Δ_{x^i}Φ] = −μ E[Σ_i ∇_{x^i}·F^i],
+
+the paper's (101) read as a value: each particle's μΔ_{x^i}Φ (`mu_laplacian_phi`, from the known force)
+averages to the true Ṡ_tot per particle, which the learned mean of |v_g^i|²/γ must match
+(`S_tot_learned` against `S_tot_score_free` in `by_phase`). Per particle, μΔ_{x^i}Φ is not the
+particle's EPR; only the means agree.
+
 The same trained network is applied unchanged to snapshots of any N and φ (transfer, §7.3): it sees
 each particle's K nearest neighbours only. Evaluation is chunked over particles, so memory is
 O(N·K) for the neighbour indices plus a constant per chunk; no N×N array is formed.
@@ -23,6 +33,7 @@ import logging
 import time
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -34,6 +45,7 @@ from activeflow.io.cf import LENGTH, ONE, RATE, attrs, flag_attrs
 from activeflow.models.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore
 from activeflow.numerics.clusters import GAS, INTERIOR, SURFACE, phases
 from activeflow.numerics.precision import full_precision
+from activeflow.physics.mips import MIPS
 from activeflow.physics.neighbours import NeighbourOverflow, k_nearest, nearest_search
 
 log = logging.getLogger(__name__)
@@ -65,11 +77,16 @@ def snapshot_indices(n_samples: int, n_snapshots: int | None) -> np.ndarray:
     return np.unique(np.linspace(0, n_samples - 1, n_snapshots).round().astype(int))
 
 
-def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: float,
+def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, system: MIPS,
                    n_snapshots: int | None = None) -> xr.Dataset:
     """Fields of the chosen snapshots of a samples file, with positions, g, the largest-cluster
-    membership, the phase (gas / surface / interior), the local packing fraction and the direction of
-    the neighbours of each particle."""
+    membership, the phase (gas / surface / interior), the local packing fraction, the direction of
+    the neighbours and μΔ_{x^i}Φ of each particle (`system`: the samples' particles and box, whose
+    force gives the score-free truth)."""
+    if abs(system.box - float(samples.attrs["box"])) > 1e-9 * system.box:
+        raise ValueError(f"the system's box {system.box:g} is not the samples' {float(samples.attrs['box']):g}")
+    gamma = system.gamma
+    laplacian = jax.jit(lambda x: -system.mu * system.force_divergence(x))
     box, contact = float(samples.attrs["box"]), float(samples.attrs["cluster_contact"])
     a, radius = float(samples.attrs["a"]), local_density.LOCAL_RADIUS  # radius in units of a
     which = snapshot_indices(samples.sizes["sample"], n_snapshots)
@@ -79,6 +96,7 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
     start = time.perf_counter()
     for done, (x, g) in enumerate(zip(xs, gs), 1):
         f = particle_fields(model, x, g, box, gamma, search)
+        f["mu_laplacian_phi"] = np.asarray(laplacian(jnp.asarray(x)))
         f["phase"] = phases(x, box, contact)
         f["local_phi"], f["towards_neighbours"] = local_density.local_structure(x, box, radius * a, a)
         for k, v in f.items():
@@ -95,6 +113,8 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, gamma: flo
             "v_g_sq": (per, np.stack(out["v_g_sq"]), attrs("|v_g^i|²", "time_unit-2")),
             "div_g_v_g": (per, np.stack(out["div_g_v_g"]), attrs("∇_{g^i}·v_g^i", RATE)),
             "div_s_g": (per, np.stack(out["div_s_g"]), attrs("∇_{g^i}·s_g^i", ONE)),
+            "mu_laplacian_phi": (per, np.stack(out["mu_laplacian_phi"]),
+                                 attrs("μΔ_{x^i}Φ, whose mean over particles is the true Ṡ_tot per particle", RATE)),
             "phase": (per, phase.astype(np.int8), flag_attrs("phase of the particle", ["gas", "cluster_surface", "cluster_interior"])),
             "in_largest_cluster": (per, (phase != GAS).astype(np.int8),
                                    flag_attrs("in the largest cluster", ["outside", "inside"])),
@@ -119,25 +139,58 @@ def by_phase(ds: xr.Dataset, thresholds: dict[str, float] | None = None) -> dict
     not the score of the data. Its standard error treats particles as independent (they are not quite:
     neighbours are correlated), so read it as a lower bound. With `thresholds`, `trusted` says whether
     it is zero within z_threshold standard errors or invariant_tolerance of the size of its two terms
-    (`sm_identity_g_scale` = E|s_g|² + E|∇_g·s_g|), as for the FPE invariants of the other systems."""
+    (`sm_identity_g_scale` = E|s_g|² + E|∇_g·s_g|), as for the FPE invariants of the other systems,
+    and the learned Ṡ_tot is not off its score-free truth (`epr_against_truth`); `why` says what is not."""
     squared = (ds.s_g**2).sum("dim").values
     identity = squared + ds.div_s_g.values
     row: dict[str, Any] = dict(n_particles=int(ds.attrs["n_particles"]), phi=float(ds.attrs["phi"]),
+                               v0=float(ds.attrs["v0"]),
                                n_snapshots=ds.sizes["sample"],
                                largest_cluster_fraction=float(ds.largest_cluster_fraction.mean()),
                                v_g_sq=float(ds.v_g_sq.mean()), div_g_v_g=float(ds.div_g_v_g.mean()),
                                sm_identity_g=float(identity.mean()),
                                sm_identity_g_stderr=float(identity.std(ddof=1) / np.sqrt(identity.size)),
                                sm_identity_g_scale=float(np.mean(squared + np.abs(ds.div_s_g.values))))
+    row |= epr_against_truth(ds, thresholds)
     if thresholds is not None:
-        row["trusted"] = not invariant_off(row["sm_identity_g"], row["sm_identity_g_stderr"],
-                                           row["sm_identity_g_scale"], thresholds)
+        identity_off = invariant_off(row["sm_identity_g"], row["sm_identity_g_stderr"], row["sm_identity_g_scale"],
+                                     thresholds)
+        why = (["S_tot off"] if row["S_tot_off"] else []) + (["sm_identity_g off"] if identity_off else [])
+        row |= dict(trusted=not why, why="; ".join(why))
     phase = ds.phase.values
     for code, name in PHASE_NAMES.items():
         mask = phase == code
         row[f"fraction_{name}"] = float(mask.mean())
         row[f"v_g_sq_{name}"] = float(ds.v_g_sq.values[mask].mean()) if mask.any() else np.nan
         row[f"div_g_v_g_{name}"] = float(ds.div_g_v_g.values[mask].mean()) if mask.any() else np.nan
+    return row
+
+
+def _mean_stderr(per_snapshot: np.ndarray) -> tuple[float, float]:
+    """Mean over snapshots and its standard error (NaN from a single snapshot)."""
+    se = per_snapshot.std(ddof=1) / np.sqrt(per_snapshot.size) if per_snapshot.size > 1 else np.nan
+    return float(per_snapshot.mean()), float(se)
+
+
+def epr_against_truth(ds: xr.Dataset, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """The learned Ṡ_tot per particle, mean |v_g^i|²/γ, against the score-free truth, mean μΔ_{x^i}Φ,
+    on the same snapshots: means and standard errors over snapshots, the relative error and z, the
+    paired difference over its standard error. With `thresholds`, `S_tot_off` as in the accuracy table:
+    off when both |z| > z_threshold (a NaN z, from one snapshot, counts as resolved) and the deviation
+    exceeds max(rel_tolerance·truth, abs_tolerance)."""
+    gamma = float(ds.attrs["gamma"])
+    learned = ds.v_g_sq.values.mean(axis=1) / gamma
+    truth = ds.mu_laplacian_phi.values.mean(axis=1)
+    (lm, ls), (tm, ts), (dm, dse) = (_mean_stderr(v) for v in (learned, truth, learned - truth))
+    if dse > 0 or np.isnan(dse):
+        z = dm / dse
+    else:  # identical differences on every snapshot: exact, or infinitely many standard errors off
+        z = 0.0 if dm == 0 else float(np.sign(dm) * np.inf)
+    row = dict(S_tot_learned=lm, S_tot_learned_stderr=ls, S_tot_score_free=tm, S_tot_score_free_stderr=ts,
+               S_tot_rel_error=dm / abs(tm) if tm else np.nan, S_tot_z=z)
+    if thresholds is not None:
+        tolerance = max(thresholds["rel_tolerance"] * abs(tm), thresholds["abs_tolerance"])
+        row["S_tot_off"] = bool(not abs(z) <= thresholds["z_threshold"] and abs(dm) > tolerance)
     return row
 
 

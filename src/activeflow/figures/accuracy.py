@@ -1,4 +1,5 @@
-"""Accuracy figure: learned Ṡ_tot against its reference as a function of v0, one panel per system."""
+"""Accuracy figure: learned Ṡ_tot against its reference as a function of v0, one panel per system; MIPS
+(one v0, several systems) as the ratio learned / score-free truth of each system on a log scale."""
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -13,6 +14,9 @@ def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(1, len(systems), layout="constrained", figsize=size(DOUBLE, 0.8 / len(systems)),
                              squeeze=False)
     for ax, system in zip(axes[0], systems):
+        if system == "mips":
+            _mips_panel(ax, table[table.system == system])
+            continue
         t = table[table.system == system].sort_values("v0")
         # nudge the two estimates apart so their error bars do not hide each other
         shift = 0.01 * max(float(t.v0.max() - t.v0.min()), 0.1)
@@ -35,3 +39,21 @@ def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
             ax.set_xlim(v - 0.5 * max(v, 0.1), v + 0.5 * max(v, 0.1))
         ax.legend(fontsize="small")
     return fig
+
+
+def _mips_panel(ax, t: pd.DataFrame) -> None:
+    ratio = t.learned / t.reference
+    err = ratio * t.learned_se.fillna(0) / t.learned.abs().where(t.learned != 0)
+    names = [e.removeprefix("mips/").removeprefix("transfer/") for e in t.experiment]
+    y = range(len(t))
+    ax.errorbar(ratio, y, xerr=err.fillna(0), fmt="o", ms=4, capsize=2, label="learned / score-free")
+    ax.axvline(1.0, color="k", ls="--", lw=1, label="truth")
+    ax.axvspan(0.95, 1.05, color="tab:green", alpha=0.2, lw=0)
+    for yi, row in zip(y, t.itertuples()):
+        if not bool(row.trusted):
+            ax.annotate("not trusted", (ratio.iloc[yi], yi), textcoords="offset points", xytext=(5, 3),
+                        color="tab:red", fontsize="small")
+    ax.set_xscale("log")
+    ax.set_yticks(list(y), names, fontsize="small")
+    ax.set(xlabel="Ṡ$_{tot}$ learned / μE[ΔΦ]", title="mips (ε = 0)")
+    ax.legend(fontsize="small")

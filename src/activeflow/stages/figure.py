@@ -40,7 +40,7 @@ def untrusted(inputs: dict[str, Any], thresholds: dict[str, float] | None) -> li
     for path in inputs.get("trust_phases", []):
         row = pd.read_csv(path).iloc[0]
         if not bool(row["trusted"]):
-            out.append(f"{str(path).split('/')[-2]}: sm_identity_g off")
+            out.append(f"{str(path).split('/')[-2]}: {row.get('why', 'sm_identity_g off')}")
     return out
 
 
