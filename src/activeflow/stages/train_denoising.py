@@ -27,15 +27,18 @@ def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str,
     model = build_model(spec, derive_key(seed, "mips", "train", "init"))
     x = jnp.asarray(ds.x.values, jnp.float32)
     g = jnp.asarray(ds.g.values, jnp.float32)
-    log.info("denoising score matching on %d snapshots of N = %d from %s: %d steps of %d particles, sigma = %g",
-             x.shape[0], n, samples_path, training["steps"], training["batch_size"], training["sigma"])
+    objective = training.get("objective", "denoising")
+    log.info("%s on %d snapshots of N = %d from %s: %d steps of %d particles%s", objective, x.shape[0], n,
+             samples_path, training["steps"], training["batch_size"],
+             f", sigma = {training['sigma']:g}" if objective == "denoising" else " (exact divergence in g)")
     model, history = fit_denoising(
         model, x, g, box, sigma=float(training["sigma"]), steps=int(training["steps"]),
         batch_size=int(training["batch_size"]), learning_rate=float(training["learning_rate"]),
         warmup_steps=int(training["warmup_steps"]), key=derive_key(seed, "mips", "train", "data"),
         ema_decay=float(training["ema_decay"]), optimizer=training["optimizer"],
         clip_norm=float(training["clip_norm"]), log_every=int(training["log_every"]),
-        augment=bool(training["augment"]), antithetic=bool(training["antithetic"]), checkpoint_path=checkpoint_path,
+        augment=bool(training["augment"]), antithetic=bool(training["antithetic"]),
+        objective=str(training.get("objective", "denoising")), checkpoint_path=checkpoint_path,
         checkpoint_every=int(training["checkpoint_every"]),
     )
     io.write_csv(history, csv_path)

@@ -10,8 +10,17 @@ particle-level, F.9). Up to a constant it equals E|s_g − ∇_g log ρ_σ|² wh
 noised data (84), so its minimiser is the score of the noised density, which tends to the score of the
 data as σ → 0.
 
-`fit_denoising` trains a `LocalTransformerScore` with it through the `Trainer` (optimiser, schedule,
-EMA, checkpoints, the guard against non-finite values).
+At ε = 0 that smoothing is not small: x is slaved to g (μF + v0 g ≈ 0), so the law of g given x is
+far narrower than any usable σ, and the smoothed score's EPR is orders of magnitude below the truth
+(docs/methods.md). The other objective here has no σ: score matching in g alone,
+
+    L_g = E[|s_g^i|² + 2∇_{g^i}·s_g^i]   (per particle, exact d×d divergence),
+
+which equals E|s_g − ∇_g log ρ|² − E|∇_g log ρ|² by integration by parts in g only (the law of g given x
+is smooth, whatever ε), so its minimiser is the score of the data itself.
+
+`fit_denoising` trains a `LocalTransformerScore` with either (`objective`) through the `Trainer`
+(optimiser, schedule, EMA, checkpoints, the guard against non-finite values).
 """
 
 import functools
@@ -32,6 +41,9 @@ from activeflow.training.trainer import Monitor, Trainer, fingerprint
 Snapshot = Float[Array, "N d"]
 # score_g(x̃, g̃, particles) -> s_g of those particles, shape (n, d)
 ScoreG = Callable[[Snapshot, Snapshot, Int[Array, " n"]], Float[Array, "n d"]]
+
+
+OBJECTIVES = ("denoising", "score_matching")
 
 
 class DenoisingTerms(NamedTuple):
@@ -94,6 +106,16 @@ def local_score_g(model: LocalTransformerScore, search: NeighbourSearch, box: fl
     return score_g
 
 
+def score_matching_g_loss(model: LocalTransformerScore, search: NeighbourSearch, box: float, x: Snapshot,
+                          g: Snapshot, particles: Int[Array, " n"]):
+    """(L_g, completeness flags): the mean over `particles` of |s_g^i|² + 2∇_{g^i}·s_g^i on the clean
+    snapshot, with the exact divergence (`LocalTransformerScore.particle_divergence`)."""
+    indices, complete = k_nearest(search, x, model.n_neighbours, particles)
+    value, jac = jax.vmap(lambda i, nb: model.particle_divergence(x, g, i, nb, box))(particles, indices)
+    loss = jnp.mean(jnp.sum(value**2, axis=-1) + 2 * jnp.trace(jac, axis1=-2, axis2=-1))
+    return loss, complete
+
+
 # The 8 symmetries of the square (rotations by multiples of 90° and reflections), as matrices acting on
 # row vectors; each maps a periodic square box centred on 0 onto itself. NumPy, so that importing this
 # module starts no JAX backend (the stage sets its thread count first).
@@ -112,12 +134,16 @@ def square_symmetry(key: PRNGKeyArray, x: Snapshot, g: Snapshot) -> tuple[Snapsh
 
 
 @functools.lru_cache(maxsize=16)
-def denoising_batch_loss(search: NeighbourSearch, box: float, sigma: float, augment: bool, antithetic: bool):
+def denoising_batch_loss(search: NeighbourSearch, box: float, sigma: float, augment: bool, antithetic: bool,
+                         objective: str = "denoising"):
     """The loss of one training step for the `Trainer`, from a batch (snapshots xs, gs, batch size,
     step, key): one snapshot and `batch_size` distinct particles of it, drawn from fold_in(key, step),
-    optionally mapped by a symmetry of the square, then (88). Its auxiliary output counts the particles
-    whose K nearest neighbours were not certainly found (a `Trainer` problem). Cached: the same function
-    for the same settings, so that repeated fits reuse the compiled step."""
+    optionally mapped by a symmetry of the square, then (88) or, with objective "score_matching", L_g
+    (σ and `antithetic` unused). Its auxiliary output counts the particles whose K nearest neighbours
+    were not certainly found (a `Trainer` problem). Cached: the same function for the same settings, so
+    that repeated fits reuse the compiled step."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"training objective {objective!r}; allowed: {list(OBJECTIVES)}")
 
     def loss(model: LocalTransformerScore, batch):
         xs, gs, batch_size, step, key = batch
@@ -125,8 +151,11 @@ def denoising_batch_loss(search: NeighbourSearch, box: float, sigma: float, augm
         s = jax.random.randint(ksnap, (), 0, xs.shape[0])
         x, g = square_symmetry(ksym, xs[s], gs[s]) if augment else (xs[s], gs[s])
         particles = jax.random.choice(kpart, x.shape[0], (batch_size,), replace=False)
-        value, complete = denoising_loss(local_score_g(model, search, box, sigma), x, g, particles, key, sigma, True,
-                                         antithetic)
+        if objective == "score_matching":
+            value, complete = score_matching_g_loss(model, search, box, x, g, particles)
+        else:
+            value, complete = denoising_loss(local_score_g(model, search, box, sigma), x, g, particles, key, sigma,
+                                             True, antithetic)
         return value, (DenoisingTerms(value), jnp.sum(~complete))
 
     return loss
@@ -163,6 +192,7 @@ def fit_denoising(
     log_every: int = 100,
     augment: bool = False,
     antithetic: bool = False,
+    objective: str = "denoising",
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int | None = None,
     monitor: Monitor | None = None,
@@ -171,7 +201,8 @@ def fit_denoising(
     draws one snapshot and `batch_size` distinct particles of it, noises the whole snapshot and takes
     one optimiser step on (88). With `augment`, each snapshot is first mapped by a random symmetry of the
     square (`square_symmetry`; needs a square box centred on 0); with `antithetic`, each step's loss is
-    the mean over the noise ξ and −ξ (`denoising_loss`). Returns the EMA model and a log (one row per
+    the mean over the noise ξ and −ξ (`denoising_loss`). With objective "score_matching" the loss is
+    L_g on the clean snapshot instead (`score_matching_g_loss`; σ and `antithetic` then unused). Returns the EMA model and a log (one row per
     `log_every` steps: step, loss, learning rate, gradient norm, seconds). `search` defaults to
     `nearest_search` on the data.
 
@@ -190,7 +221,7 @@ def fit_denoising(
         raise ValueError(f"batch_size={batch_size} exceeds the {n} particles of a snapshot")
     if search is None:
         search = nearest_search(x, box, model.n_neighbours)
-    settings = dict(sigma=sigma, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
+    settings = dict(objective=objective, sigma=sigma, steps=steps, batch_size=batch_size, learning_rate=learning_rate,
                     warmup_steps=warmup_steps, ema_decay=ema_decay, optimizer=optimizer, clip_norm=clip_norm,
                     augment=augment, antithetic=antithetic, search=repr(search), box=box,
                     log_every=log_every, checkpoint_every=checkpoint_every)
@@ -198,11 +229,11 @@ def fit_denoising(
 
     def overflow(step: int, count: int) -> NeighbourOverflow:
         return NeighbourOverflow(
-            f"step {step}: the {model.n_neighbours} nearest neighbours of {count} noised particles lie beyond "
+            f"step {step}: the {model.n_neighbours} nearest neighbours of {count} particles lie beyond "
             f"the search cut-off {search.cutoff:g} (or a capacity overflowed); pass a search with a larger cut-off"
         )
 
-    loss = denoising_batch_loss(search, float(box), float(sigma), bool(augment), bool(antithetic))
+    loss = denoising_batch_loss(search, float(box), float(sigma), bool(augment), bool(antithetic), objective)
     trainer = Trainer(loss, settings, checkpoint_path=checkpoint_path, fingerprint=digest, describe="denoising step",
                       no_output="no model is returned", problem=overflow, monitor=monitor)
     return trainer.fit(model, SnapshotBatches(x, g, batch_size, key))
