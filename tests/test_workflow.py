@@ -144,8 +144,11 @@ def test_every_output_exists_and_opens(finished_run):
         pdf = (finished_run / "results" / "figures" / f"{name}.pdf").read_bytes()
         assert b"/FontFile2" in pdf and b"/Type3" not in pdf, name  # TrueType embedded (pdf.fonttype 42)
     accuracy = pd.read_csv(finished_run / "results" / "accuracy.csv")
-    assert set(accuracy.experiment) == {"ring", *LINEAR, *TRAP}
+    assert set(accuracy.experiment) == {"ring", *LINEAR, *TRAP, *(f"mips/{m}" for m in MIPS_SYSTEMS)}
     assert (accuracy[accuracy.experiment.isin(TRAP)].truth == "score_free").all()
+    mips_rows = accuracy[accuracy.system == "mips"]
+    assert (mips_rows.quantity == "S_tot").all() and (mips_rows.truth == "score_free").all()
+    assert (mips_rows.reference > 0).all() and mips_rows.trusted.notna().all()
     lin = accuracy[accuracy.experiment == "linear-v0_1"].set_index("quantity")
     assert set(lin.index) == {"S_tot", "S_tot_x", "S_tot_g", "E_div_v", "E_div_x_v_x", "E_div_g_v_g"}
     assert (lin.truth == "exact").all() and lin.loc["S_tot", "exact"] > 0
@@ -214,6 +217,8 @@ def test_mips_outputs(finished_run):
             np.testing.assert_allclose(f.v_g, -f.attrs["gamma"] * (f.g + f.s_g), rtol=1e-5, atol=1e-12)
             np.testing.assert_allclose(f.v_g_sq, (f.v_g**2).sum("dim"), rtol=1e-5)
             assert np.isfinite(f.div_g_v_g).all() and set(np.unique(f.phase)) <= {0, 1, 2}
+            # the score-free truth per particle is finite, and its mean is positive
+            assert np.isfinite(f.mu_laplacian_phi).all() and float(f.mu_laplacian_phi.mean()) > 0
             profile = pd.read_csv(mips / system / "epr_by_local_phi.csv")
             assert profile["count"].sum() == f.sizes["sample"] * n and np.isclose(profile.fraction.sum(), 1.0)
     table = pd.read_csv(mips / "epr_by_phase.csv")
