@@ -411,6 +411,15 @@ def _mips(cfg: dict[str, Any]) -> Iterator[str]:
     if train["batch_size"] > p["n_particles"]:
         yield problem("mips.training.batch_size", train["batch_size"], "more than the particles of a snapshot",
                       f"1 to {p['n_particles']}")
+    if net.get("inputs", "g") == "force_imbalance":
+        if train.get("objective", "denoising") != "score_matching":
+            yield problem("mips.network.inputs", "force_imbalance", "needs the clean force: noise on x would move it",
+                          "mips.training.objective: score_matching (or inputs: g)")
+        if not net["boltzmann_shift"]:
+            yield problem("mips.network.inputs", "force_imbalance", "learns the correction to s_g = −g",
+                          "mips.network.boltzmann_shift: true")
+        if p["v0"] <= 0:
+            yield problem("mips.network.inputs", "force_imbalance", "the imbalance is g + mu F/v0", "mips.parameters.v0 > 0")
     if train["warmup_steps"] >= train["steps"]:
         yield problem("mips.training.warmup_steps", train["warmup_steps"],
                       f"not below training.steps = {train['steps']}", f"0 to {train['steps'] - 1}")

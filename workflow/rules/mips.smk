@@ -62,6 +62,7 @@ rule train_denoising:
         parameters=mips_config("parameters"),
         network=mips_config("network"),
         training=mips_config("training"),
+        force_tolerance=mips_config("simulation", "force_tolerance"),
         seed=config["seed"],
         # deliberately not an output: Snakemake keeps it when it reruns the job
         checkpoint="results/mips/checkpoints/train_denoising.ckpt",

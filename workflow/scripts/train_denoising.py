@@ -20,4 +20,5 @@ logs.run_stage(
     spec_path=snakemake.output.spec,
     csv_path=snakemake.output.history,
     checkpoint_path=snakemake.params.checkpoint,
+    force_tolerance=snakemake.params.force_tolerance,
 )

@@ -42,6 +42,7 @@ import xarray as xr
 from activeflow.analysis import local_density
 from activeflow.analysis.diagnostics import invariant_off
 from activeflow.io.cf import LENGTH, ONE, RATE, attrs, flag_attrs
+from activeflow.models.imbalance import ImbalanceScore
 from activeflow.models.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore
 from activeflow.numerics.clusters import GAS, INTERIOR, SURFACE, phases
 from activeflow.numerics.precision import full_precision
@@ -53,16 +54,24 @@ PHASE_NAMES = {GAS: "gas", SURFACE: "surface", INTERIOR: "interior"}
 
 
 @full_precision
-def particle_fields(model: LocalTransformerScore, x: np.ndarray, g: np.ndarray, box: float, gamma: float,
-                    search=None, chunk_size: int = DIVERGENCE_CHUNK) -> dict[str, np.ndarray]:
-    """s_g, v_g, |v_g|² and ∇_g·v_g of every particle of one snapshot (x, g of shape (N, d))."""
+def particle_fields(model: LocalTransformerScore | ImbalanceScore, x: np.ndarray, g: np.ndarray, box: float,
+                    gamma: float, search=None, chunk_size: int = DIVERGENCE_CHUNK,
+                    force: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """s_g, v_g, |v_g|² and ∇_g·v_g of every particle of one snapshot (x, g of shape (N, d)); an
+    `ImbalanceScore` needs the snapshot's `force` on every particle."""
     x, g, box = jnp.asarray(x), jnp.asarray(g), float(box)
     search = search or nearest_search(x, box, model.n_neighbours)
     indices, complete = k_nearest(search, x, model.n_neighbours)
     if not bool(jnp.all(complete)):
         raise NeighbourOverflow(f"the {model.n_neighbours} nearest neighbours of {int(jnp.sum(~complete))} "
                                 "particles were not certainly found (search cut-off or capacity too small)")
-    s_g, div_s_g = model.score_and_divergence(x, g, indices, box, chunk_size=chunk_size)
+    if isinstance(model, ImbalanceScore):
+        if force is None:
+            raise ValueError("a score fed the force imbalance needs the snapshot's force (force=...)")
+        s_g, div_s_g = model.score_and_divergence(x, g, indices, box, force=jnp.asarray(force),
+                                                  chunk_size=chunk_size)
+    else:
+        s_g, div_s_g = model.score_and_divergence(x, g, indices, box, chunk_size=chunk_size)
     v_g = -gamma * (g + s_g)
     return dict(
         s_g=np.asarray(s_g), v_g=np.asarray(v_g), v_g_sq=np.asarray(jnp.sum(v_g**2, axis=-1)),
@@ -77,7 +86,7 @@ def snapshot_indices(n_samples: int, n_snapshots: int | None) -> np.ndarray:
     return np.unique(np.linspace(0, n_samples - 1, n_snapshots).round().astype(int))
 
 
-def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, system: MIPS,
+def fields_dataset(model: LocalTransformerScore | ImbalanceScore, samples: xr.Dataset, system: MIPS,
                    n_snapshots: int | None = None) -> xr.Dataset:
     """Fields of the chosen snapshots of a samples file, with positions, g, the largest-cluster
     membership, the phase (gas / surface / interior), the local packing fraction, the direction of
@@ -87,6 +96,7 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, system: MI
         raise ValueError(f"the system's box {system.box:g} is not the samples' {float(samples.attrs['box']):g}")
     gamma = system.gamma
     laplacian = jax.jit(lambda x: -system.mu * system.force_divergence(x))
+    force = jax.jit(system.force)
     box, contact = float(samples.attrs["box"]), float(samples.attrs["cluster_contact"])
     a, radius = float(samples.attrs["a"]), local_density.LOCAL_RADIUS  # radius in units of a
     which = snapshot_indices(samples.sizes["sample"], n_snapshots)
@@ -95,7 +105,8 @@ def fields_dataset(model: LocalTransformerScore, samples: xr.Dataset, system: MI
     out: dict[str, list[np.ndarray]] = {}
     start = time.perf_counter()
     for done, (x, g) in enumerate(zip(xs, gs), 1):
-        f = particle_fields(model, x, g, box, gamma, search)
+        f = particle_fields(model, x, g, box, gamma, search,
+                            force=np.asarray(force(jnp.asarray(x))) if isinstance(model, ImbalanceScore) else None)
         f["mu_laplacian_phi"] = np.asarray(laplacian(jnp.asarray(x)))
         f["phase"] = phases(x, box, contact)
         f["local_phi"], f["towards_neighbours"] = local_density.local_structure(x, box, radius * a, a)

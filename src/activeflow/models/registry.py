@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from activeflow.models.features import GatedFeatureNet, LinearFeatureScore, PairFeatures, fit_linear_features
+from activeflow.models.imbalance import ImbalanceScore
 from activeflow.models.local_transformer import LocalTransformerScore
 from activeflow.models.mlp import MLPScore
 from activeflow.models.score_model import ScoreModel
@@ -24,6 +25,13 @@ NETWORKS: dict[str, type[eqx.Module]] = {"mlp": MLPScore, "transformer": Transfo
                                          "gated_features": GatedFeatureNet}
 # The MIPS score's network keys (the local transformer of s_g only).
 LOCAL_NETWORK_KEYS = ("embed_dim", "n_layers", "n_heads", "mlp_width", "mlp_depth", "n_neighbours")
+# What the MIPS network is fed besides the displacements: g itself, or the force imbalance (`imbalance`).
+MIPS_INPUTS = ("g", "force_imbalance")
+
+
+def imbalance_width(parameters: dict[str, Any]) -> float:
+    """η = √(γ/μk), the width of the law of g given x along a contact of stiffness k."""
+    return (float(parameters["gamma"]) / (float(parameters["mu"]) * float(parameters["k"]))) ** 0.5
 
 
 def prior_features(system: AOUPSystem, prior: dict[str, Any]) -> PairFeatures:
@@ -76,9 +84,18 @@ def network_hyperparameters(system: AOUPSystem, network: dict[str, Any]) -> dict
 def model_spec(system_kind: str, parameters: dict[str, Any], network: dict[str, Any]) -> dict[str, Any]:
     """Everything needed to rebuild the model skeleton (written as model.json)."""
     if system_kind == "mips":
+        inputs = network.get("inputs", "g")
+        if inputs not in MIPS_INPUTS:
+            raise ValueError(f"network.inputs={inputs!r}; allowed: {list(MIPS_INPUTS)}")
         hyper = {k: int(network[k]) for k in LOCAL_NETWORK_KEYS} | dict(
             dim=2, shift=bool(network["boltzmann_shift"]), zero_output=bool(network["boltzmann_shift"])
         )
+        if inputs == "force_imbalance":
+            if not network["boltzmann_shift"]:
+                raise ValueError("network.inputs 'force_imbalance' learns the correction to s_g = −g: it needs "
+                                 "boltzmann_shift: true")
+            hyper |= dict(shift=False, inputs=inputs, mu=float(parameters["mu"]), v0=float(parameters["v0"]),
+                          eta=imbalance_width(parameters))
         return dict(system="mips", parameters=parameters, network=network, hyperparameters=hyper)
     system = make_system(system_kind, parameters)
     return dict(
@@ -93,7 +110,11 @@ def build_model(spec: dict[str, Any], key: jax.Array | None) -> eqx.Module:
     """The model described by a spec: skeleton (key None) or fresh weights."""
     key = jax.random.key(0) if key is None else key
     if spec["system"] == "mips":
-        return LocalTransformerScore.build(**spec["hyperparameters"], key=key)
+        hyper = dict(spec["hyperparameters"])
+        if hyper.pop("inputs", "g") == "force_imbalance":
+            mu, v0, eta = hyper.pop("mu"), hyper.pop("v0"), hyper.pop("eta")
+            return ImbalanceScore(LocalTransformerScore.build(**hyper, key=key), mu, v0, eta)
+        return LocalTransformerScore.build(**hyper, key=key)
     system = make_system(spec["system"], spec["parameters"])
     prior_config = spec["network"].get("prior")
     net = make_network(spec["network"]["kind"], spec["hyperparameters"], key=key, system=system, prior=prior_config)

@@ -5,10 +5,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from activeflow import io
+from activeflow.models.imbalance import ImbalanceScore
 from activeflow.models.registry import build_model, model_spec
+from activeflow.numerics.mips_sampling import make_mips
 from activeflow.seeding import derive_key
 from activeflow.training.denoising import fit_denoising
 
@@ -17,8 +20,9 @@ log = logging.getLogger(__name__)
 
 def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str, Any], seed: int,
         samples_path: str, model_path: str, spec_path: str, csv_path: str,
-        checkpoint_path: str | None = None) -> None:
-    """The checkpoint is removed once the model is saved; after a kill it stays, and the next run resumes."""
+        checkpoint_path: str | None = None, force_tolerance: float = 1e-6) -> None:
+    """The checkpoint is removed once the model is saved; after a kill it stays, and the next run resumes.
+    `force_tolerance` is the simulation's cut-off of the pair force (a score fed the force imbalance)."""
     ds = io.read_netcdf(samples_path, required=("x", "g"))
     n = int(parameters["n_particles"])
     io.check_samples(ds, samples_path, "mips", parameters, (n, 2))
@@ -27,6 +31,10 @@ def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str,
     model = build_model(spec, derive_key(seed, "mips", "train", "init"))
     x = jnp.asarray(ds.x.values, jnp.float32)
     g = jnp.asarray(ds.g.values, jnp.float32)
+    force = None
+    if isinstance(model, ImbalanceScore):
+        system_force = jax.jit(make_mips(parameters, dict(force_tolerance=force_tolerance)).force)
+        force = jnp.stack([system_force(snapshot) for snapshot in x])
     objective = training.get("objective", "denoising")
     log.info("%s on %d snapshots of N = %d from %s: %d steps of %d particles%s", objective, x.shape[0], n,
              samples_path, training["steps"], training["batch_size"],
@@ -38,7 +46,7 @@ def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str,
         ema_decay=float(training["ema_decay"]), optimizer=training["optimizer"],
         clip_norm=float(training["clip_norm"]), log_every=int(training["log_every"]),
         augment=bool(training["augment"]), antithetic=bool(training["antithetic"]),
-        objective=str(training.get("objective", "denoising")), checkpoint_path=checkpoint_path,
+        objective=str(training.get("objective", "denoising")), force=force, checkpoint_path=checkpoint_path,
         checkpoint_every=int(training["checkpoint_every"]),
     )
     io.write_csv(history, csv_path)

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
+from activeflow.models.imbalance import ImbalanceScore
 from activeflow.models.local_transformer import LocalTransformerScore
 from activeflow.physics.neighbours import NeighbourOverflow, NeighbourSearch, k_nearest, nearest_search
 from activeflow.training.trainer import Monitor, Trainer, fingerprint
@@ -106,14 +107,20 @@ def local_score_g(model: LocalTransformerScore, search: NeighbourSearch, box: fl
     return score_g
 
 
-def score_matching_g_loss(model: LocalTransformerScore, search: NeighbourSearch, box: float, x: Snapshot,
-                          g: Snapshot, particles: Int[Array, " n"]):
+def score_matching_g_loss(model: LocalTransformerScore | ImbalanceScore, search: NeighbourSearch, box: float,
+                          x: Snapshot, g: Snapshot, particles: Int[Array, " n"], force: Snapshot | None = None):
     """(L_g, completeness flags): the mean over `particles` of |s_g^i|² + 2∇_{g^i}·s_g^i on the clean
-    snapshot, with the exact divergence (`LocalTransformerScore.particle_divergence`)."""
+    snapshot, with the exact divergence (`particle_divergence`). An `ImbalanceScore` needs the snapshot's
+    `force`, and its loss is given times η², in the network's own units where it is O(1) (the same
+    minimiser; RAdam's first, unadapted steps would otherwise be of the loss's size, ~1/η²)."""
     indices, complete = k_nearest(search, x, model.n_neighbours, particles)
-    value, jac = jax.vmap(lambda i, nb: model.particle_divergence(x, g, i, nb, box))(particles, indices)
-    loss = jnp.mean(jnp.sum(value**2, axis=-1) + 2 * jnp.trace(jac, axis1=-2, axis2=-1))
-    return loss, complete
+    if isinstance(model, ImbalanceScore):
+        value, div = model.at(x, g, force, particles, indices, box)
+        scale = model.eta**2
+    else:
+        value, jac = jax.vmap(lambda i, nb: model.particle_divergence(x, g, i, nb, box))(particles, indices)
+        div, scale = jnp.trace(jac, axis1=-2, axis2=-1), 1.0
+    return scale * jnp.mean(jnp.sum(value**2, axis=-1) + 2 * div), complete
 
 
 # The 8 symmetries of the square (rotations by multiples of 90° and reflections), as matrices acting on
@@ -145,14 +152,17 @@ def denoising_batch_loss(search: NeighbourSearch, box: float, sigma: float, augm
     if objective not in OBJECTIVES:
         raise ValueError(f"training objective {objective!r}; allowed: {list(OBJECTIVES)}")
 
-    def loss(model: LocalTransformerScore, batch):
-        xs, gs, batch_size, step, key = batch
+    def loss(model: LocalTransformerScore | ImbalanceScore, batch):
+        xs, gs, forces, batch_size, step, key = batch
         ksnap, kpart, ksym, key = jax.random.split(jax.random.fold_in(key, step), 4)
         s = jax.random.randint(ksnap, (), 0, xs.shape[0])
-        x, g = square_symmetry(ksym, xs[s], gs[s]) if augment else (xs[s], gs[s])
+        x, g, f = xs[s], gs[s], None if forces is None else forces[s]
+        if augment:  # the force turns with the snapshot (isotropic pairs in a square box)
+            x, g = square_symmetry(ksym, x, g)
+            f = None if f is None else square_symmetry(ksym, f, f)[0]
         particles = jax.random.choice(kpart, x.shape[0], (batch_size,), replace=False)
         if objective == "score_matching":
-            value, complete = score_matching_g_loss(model, search, box, x, g, particles)
+            value, complete = score_matching_g_loss(model, search, box, x, g, particles, f)
         else:
             value, complete = denoising_loss(local_score_g(model, search, box, sigma), x, g, particles, key, sigma,
                                              True, antithetic)
@@ -166,15 +176,16 @@ class SnapshotBatches:
 
     state = ()
 
-    def __init__(self, x: jax.Array, g: jax.Array, batch_size: int, key: PRNGKeyArray):
-        self.x, self.g, self.batch_size, self.key = x, g, batch_size, key
+    def __init__(self, x: jax.Array, g: jax.Array, batch_size: int, key: PRNGKeyArray,
+                 force: jax.Array | None = None):
+        self.x, self.g, self.force, self.batch_size, self.key = x, g, force, batch_size, key
 
     def batch(self, state, step: int):
-        return state, (self.x, self.g, self.batch_size, jnp.asarray(step), self.key)
+        return state, (self.x, self.g, self.force, self.batch_size, jnp.asarray(step), self.key)
 
 
 def fit_denoising(
-    model: LocalTransformerScore,
+    model: LocalTransformerScore | ImbalanceScore,
     x: Float[ArrayLike, "S N d"],
     g: Float[ArrayLike, "S N d"],
     box: float,
@@ -193,16 +204,19 @@ def fit_denoising(
     augment: bool = False,
     antithetic: bool = False,
     objective: str = "denoising",
+    force: Float[ArrayLike, "S N d"] | None = None,
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int | None = None,
     monitor: Monitor | None = None,
-) -> tuple[LocalTransformerScore, pd.DataFrame]:
+) -> tuple[LocalTransformerScore | ImbalanceScore, pd.DataFrame]:
     """Train on snapshots x, g of shape (S, N, d) (S ≥ 1) in a periodic box of side `box`; each step
     draws one snapshot and `batch_size` distinct particles of it, noises the whole snapshot and takes
     one optimiser step on (88). With `augment`, each snapshot is first mapped by a random symmetry of the
     square (`square_symmetry`; needs a square box centred on 0); with `antithetic`, each step's loss is
     the mean over the noise ξ and −ξ (`denoising_loss`). With objective "score_matching" the loss is
-    L_g on the clean snapshot instead (`score_matching_g_loss`; σ and `antithetic` then unused). Returns the EMA model and a log (one row per
+    L_g on the clean snapshot instead (`score_matching_g_loss`; σ and `antithetic` then unused). An
+    `ImbalanceScore` needs the force on every particle of every snapshot (`force`, shape of x) and the
+    score-matching objective (noise on x would move the force). Returns the EMA model and a log (one row per
     `log_every` steps: step, loss, learning rate, gradient norm, seconds). `search` defaults to
     `nearest_search` on the data.
 
@@ -217,6 +231,12 @@ def fit_denoising(
     if x.ndim == 2:
         x, g = x[None], g[None]
     n = x.shape[1]
+    if isinstance(model, ImbalanceScore):
+        if objective != "score_matching":
+            raise ValueError("a score fed the force imbalance is trained with objective 'score_matching' only")
+        if force is None:
+            raise ValueError("a score fed the force imbalance needs the force on every particle (force=...)")
+        force = jnp.asarray(force).reshape(x.shape)
     if batch_size > n:
         raise ValueError(f"batch_size={batch_size} exceeds the {n} particles of a snapshot")
     if search is None:
@@ -236,7 +256,7 @@ def fit_denoising(
     loss = denoising_batch_loss(search, float(box), float(sigma), bool(augment), bool(antithetic), objective)
     trainer = Trainer(loss, settings, checkpoint_path=checkpoint_path, fingerprint=digest, describe="denoising step",
                       no_output="no model is returned", problem=overflow, monitor=monitor)
-    return trainer.fit(model, SnapshotBatches(x, g, batch_size, key))
+    return trainer.fit(model, SnapshotBatches(x, g, batch_size, key, force if isinstance(model, ImbalanceScore) else None))
 
 
 def exact_noised_gaussian_loss(a: float, variance: float, sigma: float, dim: int = 1) -> float:
