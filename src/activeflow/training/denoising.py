@@ -254,7 +254,7 @@ def fit_denoising(
         )
 
     loss = denoising_batch_loss(search, float(box), float(sigma), bool(augment), bool(antithetic), objective)
-    trainer = Trainer(loss, settings, checkpoint_path=checkpoint_path, fingerprint=digest, describe="denoising step",
+    trainer = Trainer(loss, settings, checkpoint_path=checkpoint_path, fingerprint=digest, describe=f"{objective} step",
                       no_output="no model is returned", problem=overflow, monitor=monitor)
     return trainer.fit(model, SnapshotBatches(x, g, batch_size, key, force if isinstance(model, ImbalanceScore) else None))
 
