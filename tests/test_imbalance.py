@@ -81,21 +81,28 @@ def test_spec_builds_it_and_fields_need_the_force():
 
 def test_score_matching_learns_the_exact_epr_of_the_active_solid():
     """16×16 solid, 64 exact snapshots: 600 steps of score matching in g take Ṡ_tot per particle from 0
-    (s_g = −g) to the closed form 8 within 25 % on held-out snapshots (7.00 and 7.13 seen); the paper's
-    denoising loss at σ = 0.01 has its optimum at 4·10⁻⁴ (`smoothed_epr_g`)."""
-    system, x, g, force = solid_samples(16, 66, 3)
-    net = LocalTransformerScore.build(2, 32, 2, 2, 64, 1, K, zero_output=True, key=jax.random.key(4))
-    m = ImbalanceScore(net, SOLID["mu"], SOLID["v0"], imbalance_width(SOLID))
-    search = nearest_search(x, system.box, K)
-    trained, _ = fit_denoising(m, x[:64], g[:64], system.box, sigma=0.01, steps=600, batch_size=256,
-                               learning_rate=3e-3, warmup_steps=50, key=jax.random.key(5), ema_decay=0.99,
-                               optimizer="adam", search=search, log_every=150, objective="score_matching",
-                               force=force[:64])
-    epr = [particle_fields(trained, np.asarray(x[s]), np.asarray(g[s]), system.box, SOLID["gamma"], search,
-                           force=np.asarray(force[s]))["v_g_sq"].mean() / SOLID["gamma"] for s in (64, 65)]
+    (s_g = −g) to within 20 % of the exact score's on 4 held-out snapshots (−13 % seen; the exact score
+    gives 8.3 there, the closed form 8); the paper's denoising loss at σ = 0.01 has its optimum at 4·10⁻⁴
+    (`smoothed_epr_g`). In float32, as the workflow trains."""
+    system, x, g, force = solid_samples(16, 68, 3)
+    held_out = range(64, 68)
+    _, exact_s_g = LatticeExact(system).score(np.asarray(x[64:]), np.asarray(g[64:]))
+    exact = SOLID["gamma"] * np.sum((np.asarray(g[64:]) + exact_s_g) ** 2, -1).mean(-1)  # per snapshot
+    with jax.enable_x64(False):
+        x, g, force = (jnp.asarray(a, jnp.float32) for a in (x, g, force))
+        net = LocalTransformerScore.build(2, 32, 2, 2, 64, 1, K, zero_output=True, key=jax.random.key(4))
+        m = ImbalanceScore(net, SOLID["mu"], SOLID["v0"], imbalance_width(SOLID))
+        search = nearest_search(x, system.box, K)
+        trained, _ = fit_denoising(m, x[:64], g[:64], system.box, sigma=0.01, steps=600, batch_size=256,
+                                   learning_rate=3e-3, warmup_steps=50, key=jax.random.key(5), ema_decay=0.99,
+                                   optimizer="adam", search=search, log_every=150, objective="score_matching",
+                                   force=force[:64])
+        epr = [particle_fields(trained, np.asarray(x[s]), np.asarray(g[s]), system.box, SOLID["gamma"], search,
+                               force=np.asarray(force[s]))["v_g_sq"].mean() / SOLID["gamma"] for s in held_out]
     assert LatticeExact(system).particle_epr_g() == pytest.approx(8.0)
     assert LatticeExact(system).smoothed_epr_g(0.01, 0.01) / system.n_particles < 1e-3
-    assert np.mean(epr) == pytest.approx(8.0, rel=0.25), epr
+    assert exact.mean() == pytest.approx(8.0, rel=0.05)  # the exact score on these snapshots
+    assert np.mean(epr) == pytest.approx(exact.mean(), rel=0.2), (epr, exact)
     with pytest.raises(ValueError, match="score_matching"):
         fit_denoising(m, x[:12], g[:12], system.box, sigma=0.01, steps=2, batch_size=8, learning_rate=1e-3,
                       warmup_steps=0, key=jax.random.key(5), search=search, force=force[:12])
