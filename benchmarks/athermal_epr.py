@@ -160,6 +160,7 @@ if __name__ == "__main__":
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--neighbours", type=int, default=16)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--input-scale", type=float, default=1.0, help="inputs in units of this times eta")
     parser.add_argument("--mips-only", action="store_true")
@@ -169,5 +170,5 @@ if __name__ == "__main__":
     elif args.part == "prior":
         prior(args.samples)
     else:
-        learn_both(args.samples, args.steps, width=args.width, k=args.neighbours, layers=args.layers,
+        learn_both(args.samples, args.steps, width=args.width, k=args.neighbours, layers=args.layers, batch=args.batch,
                    lr=args.learning_rate, input_scale=args.input_scale, mips_only=args.mips_only)

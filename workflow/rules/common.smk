@@ -145,6 +145,8 @@ def figure_inputs(fig):
     elif fig.family == "trap":
         files = {arg: trap_files(f) for arg, f in fig.inputs}
         experiments = trap_experiments()
+    elif fig.family == "mips" and not fig.inputs:
+        return {}
     elif fig.family == "mips":
         fields = mips_figure_inputs(fig.name)
         files = {"fields": fields}
@@ -168,6 +170,13 @@ def figure_arguments(fig):
         return {k: p[k] for k in ("a", "k", "beta")}
     if fig.family == "trap":
         return trap_figure_arguments()
+    # a MIPS figure without inputs is drawn from closed forms with the MIPS parameters
+    if fig.family == "mips" and not fig.inputs:
+        p = config["mips"]["parameters"]
+        return {k: p[k] for k in ("mu", "k", "v0", "gamma")} | {
+            "sigma": config["mips"]["training"]["sigma"],
+            "dt": config["mips"]["simulation"]["dt"],
+        }
     if fig.family == "mips":
         return mips_figure_arguments(fig.name)
     return {}

@@ -56,6 +56,8 @@ FIGURES = (
            (("epr", "epr.nc"), ("maps", "epr_map.nc")), "fig17.rst", TRAP, "Appendix F.3"),
     Figure("fig18-trap-diagnostics", "trap.fig18_trap_diagnostics", "trap", (("diagnostics", "diagnostics.nc"),),
            "fig18.rst", TRAP, "Appendix F.3"),
+    Figure("athermal-smoothing", "lattice.athermal_smoothing", "mips", (), "athermal-smoothing.rst", MIPS,
+           "Truth at ε = 0", trust=False),
     Figure("trap-convergence", "trap.trap_convergence", "trap", (("convergence", "convergence.csv"),),
            "trap-convergence.rst", TRAP, "Convergence", trust=False),
     Figure("fig08-mips-epr", "mips.fig08_mips_epr", "mips", (("fields", "fields"),), "fig08.rst", MIPS, "Main text"),
