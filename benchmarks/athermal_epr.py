@@ -140,8 +140,8 @@ def learn(system, xs, gs, box, held_out, steps, truth_of, width=32, k=16, lr=1e-
 def learn_both(path: str, steps: int, **options) -> None:
     solid = Lattice(**SOLID)
     x, g = LatticeExact(solid).sample(np.random.default_rng(0), 18)
-    print("64x64 solid, 16 exact samples, 2 held out:")
     if not options.pop("mips_only"):
+        print("64x64 solid, 16 exact samples, 2 held out:")
         learn(solid, jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32), solid.box, 2, steps,
               lambda x: 8.0 * solid.mu * solid.k, **options)
     ds = xr.open_dataset(path).load()
