@@ -58,7 +58,7 @@ def closed_forms() -> None:
     for dt in (0.1, 0.05, 0.02, 0.01):
         heun = heun_chain(exact, dt)
         print(f"  dt = {dt:g}: Euler chain's own score {exact.chain_epr_g(dt) / n:.4f}, "
-              f"Heun chain's {exact._g_part(heun, heun) / n:.4f}")
+              f"Heun chain's {exact.epr_g_of(heun, heun) / n:.4f}")
 
 
 def prior(path: str) -> None:

@@ -22,6 +22,7 @@ from activeflow.physics import neighbours
 from activeflow.stages import mips_fields as mips_fields_stage
 from activeflow.stages import mips_summary, simulate_mips, train_denoising
 from activeflow.training import denoising
+from finite_differences import block_trace
 
 PARAMETERS = dict(a=1.0, k=1.0, beta=7.5, mu=1.0, v0=0.05, gamma=1e-2, eps=0.0, phi=0.5, n_particles=64)
 SIMULATION = dict(dt=0.1, force_tolerance=1e-6, skin=0.5, n_runs=2, t_equilibrate=3.0, n_snapshots=2,
@@ -97,16 +98,9 @@ def test_divergence_field_equals_finite_differences():
     f = mips_fields.particle_fields(model, x, g, box, gamma)
     search = neighbours.nearest_search(x, box, model.n_neighbours)
     indices, _ = neighbours.k_nearest(search, jnp.asarray(x), model.n_neighbours)
-    h = 1e-5
     for i in (0, 7, 31):
-        trace = 0.0
-        for k in range(2):
-            plus, minus = g.copy(), g.copy()
-            plus[i, k] += h
-            minus[i, k] -= h
-            s = [model.at(jnp.asarray(x), jnp.asarray(gg), jnp.array([i]), indices[i][None], box)[1][0, k]
-                 for gg in (plus, minus)]
-            trace += float(s[0] - s[1]) / (2 * h)
+        trace = block_trace(lambda gg: model.at(jnp.asarray(x), gg, jnp.array([i]), indices[i][None], box)[1][0],
+                            g, i, 1e-5)
         np.testing.assert_allclose(f["div_g_v_g"][i], -gamma * (2 + trace), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(f["v_g"], -gamma * (g + f["s_g"]), rtol=1e-12)
     np.testing.assert_allclose(f["v_g_sq"], (f["v_g"] ** 2).sum(-1), rtol=1e-12)
@@ -290,14 +284,8 @@ def test_score_free_truth_is_the_force_laplacian_and_flags_a_score_far_from_it(s
     with xr.open_dataset(p["samples.nc"]) as s:
         f = mips_fields.fields_dataset(model, s.load(), system)
     x = f.x.values[1].astype(np.float64)
-    h = 1e-4
     for i in (0, 9, 40):
-        laplacian = 0.0
-        for k in range(2):
-            plus, minus = x.copy(), x.copy()
-            plus[i, k] += h
-            minus[i, k] -= h
-            laplacian -= float(system.force(jnp.asarray(plus))[i, k] - system.force(jnp.asarray(minus))[i, k]) / (2 * h)
+        laplacian = -block_trace(lambda xx: system.force(xx)[i], x, i, 1e-4)
         np.testing.assert_allclose(f.mu_laplacian_phi.values[1, i], PARAMETERS["mu"] * laplacian, rtol=1e-3, atol=1e-4)
     row = mips_fields.by_phase(f, THRESHOLDS)
     truth = f.mu_laplacian_phi.values.mean(axis=1)

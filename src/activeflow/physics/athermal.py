@@ -26,12 +26,8 @@ def harmonic_score_g(system: AOUPSystem, x: Snapshot, g: Snapshot) -> tuple[Snap
     """(s_g, ∇_{g^i}·s_g^i) of the harmonic formula at one snapshot (needs ε = 0 and v0 > 0)."""
     if system.eps != 0 or not system.v0 > 0:
         raise ValueError(f"the athermal score needs eps = 0 and v0 > 0; got eps={system.eps}, v0={system.v0}")
-    mu, v0, gamma = system.mu, system.v0, system.gamma
-    force = system.force(x)
-    b_x = mu * force + v0 * g
-    _, force_along_b = jax.jvp(system.force, (x,), (b_x,))  # = −H b_x
-    s_g = -g + (mu / (v0 * gamma)) * force_along_b - (mu / v0) * force
-    div = -x.shape[-1] + (mu / gamma) * system.force_divergence(x)
+    s_g = -g - harmonic_v_g(system, x, g) / system.gamma
+    div = -x.shape[-1] + (system.mu / system.gamma) * system.force_divergence(x)
     return s_g, div
 
 
@@ -39,7 +35,7 @@ def harmonic_v_g(system: AOUPSystem, x: Snapshot, g: Snapshot) -> Snapshot:
     """v_g = −γ(g + s_g) of the harmonic formula, (μ/v0)(H b_x + γF), without the cancellation of −g."""
     mu, v0, gamma = system.mu, system.v0, system.gamma
     force = system.force(x)
-    _, force_along_b = jax.jvp(system.force, (x,), (mu * force + v0 * g,))
+    _, force_along_b = jax.jvp(system.force, (x,), (mu * force + v0 * g,))  # = −H b_x
     return (mu / v0) * (gamma * force - force_along_b)
 
 

@@ -78,7 +78,7 @@ class LatticeExact:
 
     # ---- global values ---------------------------------------------------------------------------
 
-    def _g_part(self, score_of: ModeCovariance, law: ModeCovariance) -> float:
+    def epr_g_of(self, score_of: ModeCovariance, law: ModeCovariance) -> float:
         """γ d Σ_q E_law|g_q + s_g,q|² for the score of `score_of` (a Gaussian per mode)."""
         s = self.system
         _, p_ug, p_gg = score_of.precision()
@@ -90,7 +90,7 @@ class LatticeExact:
     def epr_g(self) -> float:
         """E|v_g|²/γ: the whole Ṡ_tot at ε = 0."""
         cov = self.covariance()
-        return self._g_part(cov, cov)
+        return self.epr_g_of(cov, cov)
 
     def epr_x(self) -> float:
         """E|v_x|²/ε (ε > 0), the q = 0 mode included (v_x,0 = v0 g_0, since s_x,0 = 0)."""
@@ -119,13 +119,13 @@ class LatticeExact:
         """γE|g + s_σ,g|² on clean samples, s_σ the score of the data smoothed by N(0, diag(σ_x², σ_g²))
         (the denoising loss's minimiser; σ_x = σ_g = σ for the loss (88))."""
         cov = self.covariance()
-        return self._g_part(cov.smoothed(sigma_x, sigma_g), cov)
+        return self.epr_g_of(cov.smoothed(sigma_x, sigma_g), cov)
 
     def chain_epr_g(self, dt: float) -> float:
         """γE|g + s_g|² on the chain's samples with the chain's own score: what a perfectly learned score
         gives from samples of time step Δt, against `epr_g` of the continuous dynamics."""
         cov = self.chain_covariance(dt)
-        return self._g_part(cov, cov)
+        return self.epr_g_of(cov, cov)
 
     # ---- per-particle fields ---------------------------------------------------------------------
 

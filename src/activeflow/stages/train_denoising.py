@@ -46,7 +46,7 @@ def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str,
         ema_decay=float(training["ema_decay"]), optimizer=training["optimizer"],
         clip_norm=float(training["clip_norm"]), log_every=int(training["log_every"]),
         augment=bool(training["augment"]), antithetic=bool(training["antithetic"]),
-        objective=str(training.get("objective", "denoising")), force=force, checkpoint_path=checkpoint_path,
+        objective=str(objective), force=force, checkpoint_path=checkpoint_path,
         checkpoint_every=int(training["checkpoint_every"]),
     )
     io.write_csv(history, csv_path)

@@ -132,12 +132,13 @@ SQUARE_SYMMETRIES = np.array([
 ])
 
 
-def square_symmetry(key: PRNGKeyArray, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
-    """x and g of the whole snapshot under one random symmetry of the square: an exact symmetry of
-    isotropic particles in a periodic square box (data augmentation; the network is not built
-    rotation-equivariant, and without it learns directions the data happen to favour)."""
-    r = jnp.asarray(SQUARE_SYMMETRIES, x.dtype)[jax.random.randint(key, (), 0, 8)]
-    return x @ r, g @ r
+def square_symmetry(key: PRNGKeyArray, *fields: Snapshot) -> tuple[Snapshot, ...]:
+    """Per-particle vector fields of the whole snapshot (x, g, the force, …) under one random symmetry of
+    the square, the same for all: an exact symmetry of isotropic particles in a periodic square box (data
+    augmentation; the network is not built rotation-equivariant, and without it learns directions the
+    data happen to favour)."""
+    r = jnp.asarray(SQUARE_SYMMETRIES, fields[0].dtype)[jax.random.randint(key, (), 0, 8)]
+    return tuple(f @ r for f in fields)
 
 
 @functools.lru_cache(maxsize=16)
@@ -156,10 +157,10 @@ def denoising_batch_loss(search: NeighbourSearch, box: float, sigma: float, augm
         xs, gs, forces, batch_size, step, key = batch
         ksnap, kpart, ksym, key = jax.random.split(jax.random.fold_in(key, step), 4)
         s = jax.random.randint(ksnap, (), 0, xs.shape[0])
-        x, g, f = xs[s], gs[s], None if forces is None else forces[s]
+        fields = (xs[s], gs[s]) if forces is None else (xs[s], gs[s], forces[s])
         if augment:  # the force turns with the snapshot (isotropic pairs in a square box)
-            x, g = square_symmetry(ksym, x, g)
-            f = None if f is None else square_symmetry(ksym, f, f)[0]
+            fields = square_symmetry(ksym, *fields)
+        x, g, f = fields if forces is not None else (*fields, None)
         particles = jax.random.choice(kpart, x.shape[0], (batch_size,), replace=False)
         if objective == "score_matching":
             value, complete = score_matching_g_loss(model, search, box, x, g, particles, f)
@@ -237,6 +238,8 @@ def fit_denoising(
         if force is None:
             raise ValueError("a score fed the force imbalance needs the force on every particle (force=...)")
         force = jnp.asarray(force).reshape(x.shape)
+    elif force is not None:
+        raise ValueError("force is used only by a score fed the force imbalance (network.inputs: force_imbalance)")
     if batch_size > n:
         raise ValueError(f"batch_size={batch_size} exceeds the {n} particles of a snapshot")
     if search is None:
@@ -245,7 +248,8 @@ def fit_denoising(
                     warmup_steps=warmup_steps, ema_decay=ema_decay, optimizer=optimizer, clip_norm=clip_norm,
                     augment=augment, antithetic=antithetic, search=repr(search), box=box,
                     log_every=log_every, checkpoint_every=checkpoint_every)
-    digest = fingerprint(model, settings, key, [x, g]) if checkpoint_path is not None else ""
+    data = [x, g] if force is None else [x, g, force]  # the force depends on the system's cut-off too
+    digest = fingerprint(model, settings, key, data) if checkpoint_path is not None else ""
 
     def overflow(step: int, count: int) -> NeighbourOverflow:
         return NeighbourOverflow(
@@ -256,7 +260,7 @@ def fit_denoising(
     loss = denoising_batch_loss(search, float(box), float(sigma), bool(augment), bool(antithetic), objective)
     trainer = Trainer(loss, settings, checkpoint_path=checkpoint_path, fingerprint=digest, describe=f"{objective} step",
                       no_output="no model is returned", problem=overflow, monitor=monitor)
-    return trainer.fit(model, SnapshotBatches(x, g, batch_size, key, force if isinstance(model, ImbalanceScore) else None))
+    return trainer.fit(model, SnapshotBatches(x, g, batch_size, key, force))
 
 
 def exact_noised_gaussian_loss(a: float, variance: float, sigma: float, dim: int = 1) -> float:
