@@ -44,6 +44,8 @@ wildcard_constraints:
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     system=r"train|transfer/n[0-9]+-phi[0-9.e+-]+",
     n="[0-9]+",
+    lattice_set=r"train|n[0-9]+",
+    n_side="[0-9]+",
     phi="[0-9.e+-]+",
 
 
@@ -59,6 +61,11 @@ include: "workflow/rules/figures.smk"
 if MIPS:
 
     include: "workflow/rules/mips.smk"
+
+
+if "lattice" in config:
+
+    include: "workflow/rules/lattice.smk"
 
 
 localrules:

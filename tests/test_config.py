@@ -50,11 +50,15 @@ def mips(c):
     return c["mips"]
 
 
+def lattice(c):
+    return c["lattice"]
+
+
 # (id, edit of the test config, substrings the message must contain: the key and the allowed values)
 CASES = [
     ("unknown-key", lambda c: ring(c)["training"].update(optimiser="adam"),
      ["experiments.ring.training.optimiser: unknown key", "did you mean 'optimizer'", "checkpoint_every, clip_norm"]),
-    ("unknown-top-key", lambda c: c.update(sed=1), ["sed: unknown key", "experiments, figures, mips, seed"]),
+    ("unknown-top-key", lambda c: c.update(sed=1), ["sed: unknown key", "experiments, figures, lattice, mips, seed"]),
     ("enum-optimizer", lambda c: ring(c)["training"].update(optimizer="sgd"),
      ["experiments.ring.training.optimizer = 'sgd'", "allowed: 'adam', 'radam'"]),
     ("enum-system", lambda c: ring(c).update(system="rings"), ["experiments.ring.system = 'rings'", "allowed: 'ring'"]),
@@ -137,6 +141,17 @@ CASES = [
      ["mips.network.n_neighbours = 64", "1 to 63"]),
     ("mips-phi-above-close-packing", lambda c: mips(c)["parameters"].update(phi=0.95),
      ["mips.parameters.phi = 0.95", "0.9069"]),
+    # the active solid: its own checks, and the local score's shared with MIPS
+    ("lattice-dt-stiff", lambda c: lattice(c)["simulation"].update(dt=0.2),
+     ["lattice.simulation.dt = 0.2", "stiffest rate 8·mu·k", "dt ≤ 0.125"]),
+    ("lattice-training-side-not-evaluated", lambda c: lattice(c)["evaluation"].update(n_side=[16]),
+     ["lattice.evaluation.n_side = [16]", "lacks the training side 8"]),
+    ("lattice-imbalance-with-denoising", lambda c: lattice(c)["training"].update(objective="denoising"),
+     ["lattice.network.inputs = 'force_imbalance'", "lattice.training.objective: score_matching"]),
+    ("lattice-too-many-neighbours", lambda c: lattice(c)["network"].update(n_neighbours=64),
+     ["lattice.network.n_neighbours = 64", "1 to 63"]),
+    ("lattice-experiment-name", lambda c: c["experiments"].update(lattice=c["experiments"]["ring"]),
+     ["experiments.lattice", "shares results/lattice/"]),
     # the linear-feature prior, the convergence table, the verdict
     ("prior-on-the-ring", lambda c: ring(c)["network"].update(
         boltzmann_shift=True, prior=dict(n_radial=2, r_min=1.0, r_max=2.0, forces=False, products=False)),

@@ -7,11 +7,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg as sl
+import xarray as xr
 
+from activeflow import io
+from activeflow.analysis.lattice_fields import fields_dataset, summary
+from activeflow.errors import InputFileError
+from activeflow.models.registry import build_model, model_spec
 from activeflow.numerics.integrators import advance
+from activeflow.numerics.lattice_sampling import attributes
 from activeflow.physics.athermal import harmonic_score_g, harmonic_v_g
-from activeflow.physics.lattice import Lattice, lattice_side
+from activeflow.physics.lattice import Lattice, lattice_side, make_lattice
 from activeflow.physics.lattice_exact import LatticeExact
+from activeflow.stages import lattice_fields, simulate_lattice
 
 ATHERMAL = dict(mu=1.0, v0=0.025, gamma=1e-4, eps=0.0, k=1.0, n_side=5)
 THERMAL = dict(mu=0.7, v0=0.3, gamma=0.2, eps=0.05, k=1.3, n_side=4)
@@ -144,3 +151,67 @@ def test_lattice_side_and_bad_parameters():
         lattice_side(60)
     with pytest.raises(ValueError, match="n_side"):
         Lattice(**(ATHERMAL | dict(n_side=2)))
+
+
+def test_simulated_snapshots_have_the_chain_s_own_epr(tmp_path):
+    """The stage's snapshots (exact continuous start, Euler steps in float64) follow the Euler chain's law:
+    the chain's exact score gives its closed-form Ṡ_tot on them within 4 standard errors, while the
+    continuous law's score does not (Δt = 0.05 here puts them 30 % apart)."""
+    params = dict(n_side=6, k=1.0, spacing=1.0, mu=1.0, v0=0.3, gamma=0.5, eps=0.0)
+    sim = dict(dt=0.05, n_runs=400, t_equilibrate=10.0, n_snapshots=2, t_between=5.0)
+    simulate_lattice.run(params, sim, 7, str(tmp_path / "samples.nc"))
+    ds = io.read_netcdf(tmp_path / "samples.nc")
+    assert ds.x.dtype == np.float64 and ds.x.shape == (800, 36, 2) and ds.attrs["dt"] == 0.05
+    assert list(ds.run.values[:4]) == [0, 0, 1, 1]
+    system = make_lattice(params)
+    exact = LatticeExact(system)
+    for dt, closed in ((0.05, exact.chain_epr_g(0.05)), (None, exact.epr_g())):
+        s_g = exact.score(ds.x.values, ds.g.values, dt=dt)[1]
+        per = system.gamma * np.sum((ds.g.values + s_g) ** 2, axis=(1, 2))
+        se = per.std(ddof=1) / np.sqrt(per.size)
+        if dt is None:
+            assert abs(per.mean() - closed) > 10 * se
+        else:
+            assert abs(per.mean() - closed) < 4 * se
+
+
+def test_fields_set_the_learned_score_beside_the_closed_forms():
+    """An untrained imbalance score is s_g = −g: its v_g and Ṡ_tot vanish, its rms error is 1, and the
+    exact columns are the closed forms (divergence, truth) and their sampled means (Ṡ_tot)."""
+    system = Lattice(**(ATHERMAL | dict(n_side=8)))
+    exact = LatticeExact(system)
+    x, g = exact.sample(np.random.default_rng(1), 64)
+    samples = xr.Dataset({"x": (("sample", "particle", "dim"), x), "g": (("sample", "particle", "dim"), g)},
+                         attrs=attributes(system, 0.01))
+    spec = model_spec("lattice", dict(n_side=8, k=1.0, spacing=1.0, mu=1.0, v0=0.025, gamma=1e-4, eps=0.0),
+                      dict(n_neighbours=4, embed_dim=8, n_layers=1, n_heads=2, mlp_width=8, mlp_depth=1,
+                           boltzmann_shift=True, inputs="force_imbalance"))
+    model = build_model(spec, jax.random.key(0))
+    ds = fields_dataset(model, samples, system, n_snapshots=32)
+    np.testing.assert_allclose(ds.s_g, -ds.g, atol=1e-6)
+    row = summary(ds, sigma=0.1, thresholds=dict(z_threshold=3.0, rel_tolerance=0.05, abs_tolerance=0.01,
+                                                 invariant_tolerance=0.01))
+    assert row["S_tot_learned"] < 1e-9 and row["S_tot_off"] and not row["trusted"]
+    assert row["S_tot_exact"] == pytest.approx(8.0) and row["S_tot_score_free"] == pytest.approx(8.0)
+    assert row["S_tot_chain"] == pytest.approx(exact.chain_epr_g(0.01) / 64)
+    assert row["S_tot_denoising_optimum"] == pytest.approx(exact.smoothed_epr_g(0.1, 0.1) / 64)
+    assert row["v_g_sq_rms_rel_error"] == pytest.approx(1.0, abs=1e-6)
+    assert row["div_g_v_g_exact"] == pytest.approx(-system.gamma * (2 + exact.divergence_s_g()))
+    per = ds.v_g_sq_exact.values.mean(axis=1) / system.gamma
+    assert abs(per.mean() - 8.0) < 4 * per.std(ddof=1) / np.sqrt(per.size)
+
+
+def test_the_stage_refuses_samples_of_another_solid(tmp_path):
+    params = dict(n_side=6, k=1.0, spacing=1.0, mu=1.0, v0=0.3, gamma=0.5, eps=0.0)
+    sim = dict(dt=0.05, n_runs=2, t_equilibrate=0.5, n_snapshots=1, t_between=0.5)
+    simulate_lattice.run(params, sim, 0, str(tmp_path / "samples.nc"))
+    network = dict(n_neighbours=4, embed_dim=8, n_layers=1, n_heads=2, mlp_width=8, mlp_depth=1,
+                   boltzmann_shift=True, inputs="force_imbalance")
+    other = params | dict(k=2.0)
+    spec = model_spec("lattice", other, network)
+    io.save_model(build_model(spec, jax.random.key(0)), spec, tmp_path / "m.eqx", tmp_path / "m.json")
+    with pytest.raises(InputFileError, match="samples.nc: simulated for another system or parameters"):
+        lattice_fields.run(str(tmp_path / "m.eqx"), str(tmp_path / "m.json"), str(tmp_path / "samples.nc"),
+                           str(tmp_path / "f.nc"), str(tmp_path / "s.csv"), dict(system="lattice", parameters=other,
+                                                                                network=network))
+    assert not (tmp_path / "f.nc").exists()

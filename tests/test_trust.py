@@ -110,3 +110,12 @@ def test_mips_systems_join_the_accuracy_table_and_figure(tmp_path):
     assert rows.loc["mips/train", "reference"] == 1.2 and rows.loc["mips/train", "learned"] == 5e-5
     fig = accuracy_figure(table)
     assert fig.axes[0].get_xscale() == "log" and len(fig.axes[0].get_yticks()) == 2
+
+    # the active solid's sides: the truth is the closed form, and the figure draws the ratio to it
+    solid = phases(7.6, False, "S_tot off").assign(S_tot_exact=8.0, S_tot_score_free=8.0, S_tot_score_free_stderr=0.0)
+    table = accuracy_table({}, {}, THRESHOLDS, lattice={"lattice/n64": solid})
+    row = table.set_index("experiment").loc["lattice/n64"]
+    assert row.system == "lattice" and row.truth == "exact" and row.exact == 8.0 and not row.trusted
+    fig = accuracy_figure(table)
+    assert fig.axes[0].get_title() == "active solid (ε = 0)"
+    np.testing.assert_allclose(np.asarray(fig.axes[0].lines[0].get_xdata(), float), [7.6 / 8.0])

@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SNAKEFMT = str(Path(sys.executable).with_name("snakefmt"))
 MIPS_JAX_RULES = {"simulate_mips", "simulate_transfer", "train_denoising", "mips_fields"}
-JAX_RULES = {"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout"} | MIPS_JAX_RULES  # gpu=1
+LATTICE_JAX_RULES = {"simulate_lattice", "train_lattice", "lattice_fields"}
+JAX_RULES = ({"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout"} | MIPS_JAX_RULES
+             | LATTICE_JAX_RULES)  # gpu=1
 
 EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
@@ -55,8 +57,10 @@ LINEAR = ["linear-v0_0", "linear-v0_1"]  # the v0 sweeps of config/test.yaml
 TRAP = ["trap-v0_0", "trap-v0_0.5"]
 EXPERIMENTS = ["ring", *LINEAR, *TRAP]
 FIGURE_RULES = {fig.name: fig.rule for fig in FIGURE_TABLE}
-ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy", "diagnose", "mips_summary"}  # `all` aside
+ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy", "diagnose", "mips_summary", "lattice_summary"}
 MIPS_RULES = MIPS_JAX_RULES | {"mips_summary"} | {FIGURE_RULES[name] for name in MIPS_FIGURES}
+LATTICE_RULES = LATTICE_JAX_RULES | {"lattice_summary"}
+LATTICE_SIDES = (8, 16)  # lattice.evaluation.n_side of config/test.yaml, the training side first
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -144,7 +148,10 @@ def test_every_output_exists_and_opens(finished_run):
         pdf = (finished_run / "results" / "figures" / f"{name}.pdf").read_bytes()
         assert b"/FontFile2" in pdf and b"/Type3" not in pdf, name  # TrueType embedded (pdf.fonttype 42)
     accuracy = pd.read_csv(finished_run / "results" / "accuracy.csv")
-    assert set(accuracy.experiment) == {"ring", *LINEAR, *TRAP, *(f"mips/{m}" for m in MIPS_SYSTEMS)}
+    assert set(accuracy.experiment) == {"ring", *LINEAR, *TRAP, *(f"mips/{m}" for m in MIPS_SYSTEMS),
+                                        *(f"lattice/n{n}" for n in LATTICE_SIDES)}
+    lattice_rows = accuracy[accuracy.system == "lattice"]
+    assert (lattice_rows.truth == "exact").all() and np.allclose(lattice_rows.exact, 8.0)
     assert (accuracy[accuracy.experiment.isin(TRAP)].truth == "score_free").all()
     mips_rows = accuracy[accuracy.system == "mips"]
     assert (mips_rows.quantity == "S_tot").all() and (mips_rows.truth == "score_free").all()
@@ -229,6 +236,29 @@ def test_mips_outputs(finished_run):
 
 
 @pytest.mark.workflow
+def test_lattice_outputs(finished_run):
+    """The active solid: float64 training and held-out sets, one model, and at each side the learned
+    fields beside the closed forms, whose exact Ṡ_tot is d·z·μ·k = 8 whatever the side."""
+    lattice = finished_run / "results" / "lattice"
+    with xr.open_dataset(lattice / "train" / "samples.nc") as ds:
+        assert ds.x.shape == (2 * 2, 64, 2) and ds.x.dtype == np.float64 and ds.attrs["n_side"] == 8
+    spec = json.loads((lattice / "model.json").read_text())
+    assert spec["system"] == "lattice" and spec["hyperparameters"]["inputs"] == "force_imbalance"
+    for n in LATTICE_SIDES:
+        with xr.open_dataset(lattice / f"n{n}" / "fields.nc") as f:
+            assert f.sizes["particle"] == n * n and f.sizes["sample"] == 2
+            for suffix in ("", "_exact", "_chain"):
+                np.testing.assert_allclose(f[f"v_g{suffix}"], -f.attrs["gamma"] * (f.g + f[f"s_g{suffix}"]),
+                                           rtol=1e-5, atol=1e-12)
+            np.testing.assert_allclose(f.mu_laplacian_phi, 8.0)
+    table = pd.read_csv(lattice / "epr.csv")
+    assert list(table.n_side) == list(LATTICE_SIDES) and list(table.transfer) == [False, True]
+    np.testing.assert_allclose(table.S_tot_exact, 8.0, rtol=1e-9)
+    assert (table.S_tot_chain < table.S_tot_exact).all() and (table.S_tot_chain > 7.5).all()  # −2.5 % at Δt = 0.01
+    assert not table.trusted.any() and (table.why.str.contains("S_tot off")).all()  # 10 steps learn nothing
+
+
+@pytest.mark.workflow
 def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
     logs = finished_run / "logs"
     stems = ["ring/aggregate_map", "accuracy"] + [f"figures/{name}" for name in FIGURES]
@@ -237,6 +267,8 @@ def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
     stems += ["mips/simulate_mips", "mips/train_denoising", "mips/mips_summary"]
     stems += [f"mips/{system}/mips_fields" for system in MIPS_SYSTEMS]
     stems += [f"mips/{system}/simulate_transfer" for system in MIPS_TRANSFER]
+    stems += ["lattice/train/simulate_lattice", "lattice/train_lattice", "lattice/lattice_summary"]
+    stems += [f"lattice/n{n}/{rule}" for n in LATTICE_SIDES for rule in ("simulate_lattice", "lattice_fields")]
     assert {str(p.relative_to(logs))[:-4] for p in logs.rglob("*.log")} == set(stems)
     for stem in stems:
         assert "using 1 CPU thread (XLA and BLAS)" in (logs / f"{stem}.log").read_text(), stem  # threads: 1
@@ -266,7 +298,8 @@ def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
     # simulate, train, compute_epr per experiment; maps for the ring and each trap v0; attention per trap v0
     # MIPS: the training set, the transfer systems, training, and fields of each of those systems
     mips = 1 + len(MIPS_TRANSFER) + 1 + len(MIPS_SYSTEMS)
-    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 3 * len(EXPERIMENTS) + 1 + 2 * len(TRAP) + mips
+    lattice = 1 + len(LATTICE_SIDES) + 1 + len(LATTICE_SIDES)  # training set, held-out sets, training, fields
+    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 3 * len(EXPERIMENTS) + 1 + 2 * len(TRAP) + mips + lattice
     gpu = [job for job in jobs if job[0] in JAX_RULES]
     cpu = [job for job in jobs if job[0] not in JAX_RULES]
     overlaps = lambda a, b: a[1] < b[2] and b[1] < a[2]  # noqa: E731
@@ -379,7 +412,7 @@ def test_single_stage_commands_from_the_readme(finished_run):
         [f"diagnose[experiment={exp}]" for exp in EXPERIMENTS]
     )
     planned = plan(finished_run, "--forcerun", "train_score")
-    assert {job.partition("[")[0] for job in planned} == ALL_RULES - MIPS_RULES - {"simulate", "figure_fig12"} | {"all"}
+    assert {job.partition("[")[0] for job in planned} == ALL_RULES - MIPS_RULES - LATTICE_RULES - {"simulate", "figure_fig12"} | {"all"}
     assert planned["train_score[experiment=ring]"] == 1 and planned["simulate[experiment=ring]"] == 0
     assert plan(finished_run, "-f", "results/ring/epr_summary.csv") == Counter(["compute_epr[experiment=ring]"])
     assert plan(finished_run, "-f", "results/figures/fig15-ring-diagnostics.png") == Counter(["figure_fig15"])
@@ -407,6 +440,7 @@ def test_report_has_every_figure_with_its_caption_and_the_tables(finished_run):
             expected[f"results/{exp}/{table}"] = ("Tables", exp)
     expected["results/accuracy.csv"] = ("Tables", "All experiments")
     expected["results/mips/epr_by_phase.csv"] = ("Tables", "MIPS")
+    expected["results/lattice/epr.csv"] = ("Tables", "Active solid")
     assert set(placed) == set(expected)
     table = {fig.name: fig for fig in FIGURE_TABLE}
     for path, place in expected.items():

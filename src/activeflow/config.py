@@ -400,33 +400,7 @@ def _mips(cfg: dict[str, Any]) -> Iterator[str]:
             yield problem(f"{key}", f"N = {n}, phi = {phi}",
                           f"box L = {box:.3g} too small for the force cut-off {cutoff:.3g} plus skin {sim['skin']:g}",
                           "more particles or a lower phi (L/2 above the cut-off plus skin)")
-    smallest = min([p["n_particles"], *tr["n_particles"]])
-    if net["n_neighbours"] > smallest - 1:
-        yield problem("mips.network.n_neighbours", net["n_neighbours"], f"more than N - 1 of the smallest system "
-                      f"(N = {smallest})", f"1 to {smallest - 1}")
-    if net["embed_dim"] % 2 or net["embed_dim"] % net["n_heads"]:
-        yield problem("mips.network.embed_dim", net["embed_dim"],
-                      f"must split into x and g halves and into n_heads = {net['n_heads']} heads",
-                      "an even multiple of n_heads")
-    if train["batch_size"] > p["n_particles"]:
-        yield problem("mips.training.batch_size", train["batch_size"], "more than the particles of a snapshot",
-                      f"1 to {p['n_particles']}")
-    if net.get("inputs", "g") == "force_imbalance":
-        if train.get("objective", "denoising") != "score_matching":
-            yield problem("mips.network.inputs", "force_imbalance", "needs the clean force: noise on x would move it",
-                          "mips.training.objective: score_matching (or inputs: g)")
-        if not net["boltzmann_shift"]:
-            yield problem("mips.network.inputs", "force_imbalance", "learns the correction to s_g = −g",
-                          "mips.network.boltzmann_shift: true")
-        if p["v0"] <= 0:
-            yield problem("mips.network.inputs", "force_imbalance", "the imbalance is g + mu F/v0", "mips.parameters.v0 > 0")
-    if train["warmup_steps"] >= train["steps"]:
-        yield problem("mips.training.warmup_steps", train["warmup_steps"],
-                      f"not below training.steps = {train['steps']}", f"0 to {train['steps'] - 1}")
-    if train["checkpoint_every"] > train["steps"]:
-        yield problem("mips.training.checkpoint_every", train["checkpoint_every"],
-                      f"larger than training.steps = {train['steps']}, so no checkpoint would be written",
-                      f"1 to {train['steps']}")
+    yield from _local_score("mips", m, min([p["n_particles"], *tr["n_particles"]]), p["n_particles"])
     # The figures' systems must be simulated: Figs. 9, 10 at the training phi, Figs. 11, 19-21 per N.
     sizes = ", ".join(map(str, tr["n_particles"]))
     if p["phi"] not in tr["phi"]:
@@ -441,3 +415,69 @@ def _mips(cfg: dict[str, Any]) -> Iterator[str]:
         yield problem("mips.figures.snapshot", fig["snapshot"], "beyond the evaluated snapshots (evaluation."
                       "n_snapshots, and the runs x snapshots of the training set and of each transfer system)",
                       f"0 to {held - 1}")
+
+
+def _local_score(section: str, m: dict[str, Any], smallest: int, n_train: int) -> Iterator[str]:
+    """The network and training blocks of a section whose s_g is learned by the local transformer (mips,
+    lattice): `smallest` is the fewest particles of any of its systems, `n_train` those of the training set."""
+    p, net, train = m["parameters"], m["network"], m["training"]
+    if net["n_neighbours"] > smallest - 1:
+        yield problem(f"{section}.network.n_neighbours", net["n_neighbours"], f"more than N - 1 of the smallest "
+                      f"system (N = {smallest})", f"1 to {smallest - 1}")
+    if net["embed_dim"] % 2 or net["embed_dim"] % net["n_heads"]:
+        yield problem(f"{section}.network.embed_dim", net["embed_dim"],
+                      f"must split into x and g halves and into n_heads = {net['n_heads']} heads",
+                      "an even multiple of n_heads")
+    if train["batch_size"] > n_train:
+        yield problem(f"{section}.training.batch_size", train["batch_size"], "more than the particles of a snapshot",
+                      f"1 to {n_train}")
+    if net.get("inputs", "g") == "force_imbalance":
+        if train.get("objective", "denoising") != "score_matching":
+            yield problem(f"{section}.network.inputs", "force_imbalance", "needs the clean force: noise on x would "
+                          "move it", f"{section}.training.objective: score_matching (or inputs: g)")
+        if not net["boltzmann_shift"]:
+            yield problem(f"{section}.network.inputs", "force_imbalance", "learns the correction to s_g = −g",
+                          f"{section}.network.boltzmann_shift: true")
+        if p["v0"] <= 0:
+            yield problem(f"{section}.network.inputs", "force_imbalance", "the imbalance is g + mu F/v0",
+                          f"{section}.parameters.v0 > 0")
+    if train["warmup_steps"] >= train["steps"]:
+        yield problem(f"{section}.training.warmup_steps", train["warmup_steps"],
+                      f"not below training.steps = {train['steps']}", f"0 to {train['steps'] - 1}")
+    if train["checkpoint_every"] > train["steps"]:
+        yield problem(f"{section}.training.checkpoint_every", train["checkpoint_every"],
+                      f"larger than training.steps = {train['steps']}, so no checkpoint would be written",
+                      f"1 to {train['steps']}")
+
+
+# --- the active solid (top-level `lattice`) ---------------------------------------------------------
+
+
+@global_check
+def _lattice(cfg: dict[str, Any]) -> Iterator[str]:
+    m = cfg.get("lattice")
+    if m is None:
+        return
+    p, sim, ev = m["parameters"], m["simulation"], m["evaluation"]
+    if "lattice" in cfg["experiments"]:
+        yield problem("experiments.lattice", "...", "shares results/lattice/ with the top-level lattice section",
+                      "any other experiment name")
+    # the stiffest mode relaxes at rate 8·mu·k; Euler oscillates beyond rate·dt = 1 (and its own law
+    # drifts from the truth by about (dt/2)·mu·k·16 relative, docs/methods.md)
+    rate = 8 * p["mu"] * p["k"]
+    if rate * sim["dt"] > 1:
+        yield problem("lattice.simulation.dt", sim["dt"], f"too large for the stiffest rate 8·mu·k = {rate:g}",
+                      f"dt ≤ {1 / rate:.3g}")
+    for key, t in (("simulation.t_equilibrate", sim["t_equilibrate"]), ("simulation.t_between", sim["t_between"])):
+        if not _is_multiple(t, sim["dt"]):
+            yield problem(f"lattice.{key}", t, f"not a whole number of steps of simulation.dt = {sim['dt']}",
+                          f"a positive multiple of dt, e.g. {max(round(t / sim['dt']), 1) * sim['dt']:g}")
+    if p["n_side"] not in ev["n_side"]:
+        yield problem("lattice.evaluation.n_side", ev["n_side"], f"lacks the training side {p['n_side']}",
+                      f"a list containing {p['n_side']}")
+    sides = [p["n_side"], *ev["n_side"]]
+    yield from _local_score("lattice", m, min(sides) ** 2, p["n_side"] ** 2)
+    if ev["n_snapshots"] > ev["n_runs"] * sim["n_snapshots"]:
+        yield problem("lattice.evaluation.n_snapshots", ev["n_snapshots"], "more than the held-out runs x snapshots",
+                      f"1 to {ev['n_runs'] * sim['n_snapshots']}")
+

@@ -7,6 +7,7 @@ rule accuracy:
             "results/{experiment}/diagnostics.csv", experiment=sorted(EXPERIMENTS)
         ),
         mips=mips_summaries() if "mips" in config else [],
+        lattice=lattice_summaries() if "lattice" in config else [],
     output:
         report(
             "results/accuracy.csv",
@@ -30,6 +31,11 @@ rule accuracy:
             }
         ),
         mips_systems=[f"mips/{s}" for s in mips_systems()] if "mips" in config else [],
+        lattice_systems=(
+            [f"lattice/n{n}" for n in config["lattice"]["evaluation"]["n_side"]]
+            if "lattice" in config
+            else []
+        ),
         thresholds=canonical(config["accuracy"]),
     script:
         "../scripts/accuracy.py"

@@ -94,7 +94,8 @@ def all_targets():
     )
     figures = [p for fig in enabled_figures() for p in figure_paths(fig.name)]
     mips = ["results/mips/epr_by_phase.csv"] if "mips" in config else []
-    return per_experiment + ["results/accuracy.csv"] + mips + figures
+    lattice = ["results/lattice/epr.csv"] if "lattice" in config else []
+    return per_experiment + ["results/accuracy.csv"] + mips + lattice + figures
 
 
 def ring_file(name):
@@ -289,3 +290,44 @@ def mips_figure_arguments(name):
         arguments["phi"] = sorted(m["transfer"]["phi"])
         arguments["n_particles"] = m["figures"]["packing_fraction"][name[:5]]
     return arguments
+
+
+# ---- the active solid (config section `lattice`) ----------------------------------------------------
+
+
+def lattice_config(*keys):
+    """A params value: one (nested) entry of the lattice section, so that editing it reruns the job."""
+    value = config["lattice"]
+    for key in keys:
+        value = value[key]
+    return canonical(value)
+
+
+def lattice_model_config():
+    """What the solid's model must have been trained for (checked against its model.json)."""
+    return canonical(
+        {"system": "lattice"}
+        | {k: config["lattice"][k] for k in ("parameters", "network")}
+    )
+
+
+def lattice_set_side(wildcards):
+    """The side n of a samples set: the training side for `train`, else that of `n{n}`."""
+    if wildcards.lattice_set == "train":
+        return None
+    return int(wildcards.lattice_set[1:])
+
+
+def lattice_simulation(wildcards):
+    """The simulation settings, with evaluation.n_runs runs for a held-out set."""
+    simulation = config["lattice"]["simulation"]
+    if wildcards.lattice_set != "train":
+        simulation = simulation | {"n_runs": config["lattice"]["evaluation"]["n_runs"]}
+    return canonical(simulation)
+
+
+def lattice_summaries():
+    return [
+        f"results/lattice/n{n}/epr.csv"
+        for n in config["lattice"]["evaluation"]["n_side"]
+    ]

@@ -63,6 +63,7 @@ rule train_denoising:
         network=mips_config("network"),
         training=mips_config("training"),
         force_tolerance=mips_config("simulation", "force_tolerance"),
+        system="mips",
         seed=config["seed"],
         # deliberately not an output: Snakemake keeps it when it reruns the job
         checkpoint="results/mips/checkpoints/train_denoising.ckpt",

@@ -18,6 +18,7 @@ logs.run_stage(
     diagnostics_paths=dict(zip(snakemake.params.experiments, snakemake.input.diagnostics)),
     meta=dict(snakemake.params.meta),
     mips_paths=dict(zip(snakemake.params.mips_systems, snakemake.input.mips)),
+    lattice_paths=dict(zip(snakemake.params.lattice_systems, snakemake.input.lattice)),
     thresholds=dict(snakemake.params.thresholds),
     out_path=snakemake.output[0],
 )

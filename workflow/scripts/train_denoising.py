@@ -1,4 +1,4 @@
-"""Thin adapter: rule `train_denoising` -> activeflow.stages.train_denoising."""
+"""Thin adapter: rules `train_denoising` (MIPS) and `train_lattice` -> activeflow.stages.train_denoising."""
 
 import sys
 
@@ -21,4 +21,5 @@ logs.run_stage(
     csv_path=snakemake.output.history,
     checkpoint_path=snakemake.params.checkpoint,
     force_tolerance=snakemake.params.force_tolerance,
+    system=snakemake.params.system,
 )

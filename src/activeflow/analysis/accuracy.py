@@ -14,8 +14,9 @@ where D = εI, `implied_score_mse` = (truth − learned)/ε: for a score that is
 over a linear class containing D⁻¹b, Ṡ_tot(ŝ) = Ṡ_tot(s*) − ε E|s* − ŝ|² exactly, so this is its mean
 squared error per snapshot.
 
-MIPS systems (ε = 0) join the table from their `epr_by_phase.csv` rows (`mips_rows`): the learned
-Ṡ_tot per particle against the score-free μE[ΔΦ] per particle, with the verdict of `by_phase`.
+MIPS systems (ε = 0) join the table from their `epr_by_phase.csv` rows (`athermal_rows`): the learned
+Ṡ_tot per particle against the score-free μE[ΔΦ] per particle, with the verdict of `by_phase`; so do the
+active solid's sides (`epr.csv`), against the closed form d·z·μ·k.
 """
 
 from typing import Any
@@ -84,15 +85,19 @@ def experiment_rows(
 
 MIPS_COLUMNS = {"S_tot_learned", "S_tot_learned_stderr", "S_tot_score_free", "S_tot_score_free_stderr",
                 "S_tot_rel_error", "S_tot_z", "S_tot_off", "trusted", "why", "v0"}
+LATTICE_COLUMNS = MIPS_COLUMNS | {"S_tot_exact"}
 
 
-def mips_rows(experiment: str, phases: pd.DataFrame) -> list[dict[str, Any]]:
-    """The S_tot row of one MIPS system (per particle) from its `by_phase` table."""
+def athermal_rows(experiment: str, phases: pd.DataFrame, system: str = "mips") -> list[dict[str, Any]]:
+    """The S_tot row (per particle) of one MIPS system from its `by_phase` table, or of one side of the
+    active solid (`system` "lattice") from its `epr.csv`, whose truth is the closed form `S_tot_exact`."""
     r = phases.iloc[0]
     why = r["why"] if isinstance(r["why"], str) else ""
-    return [dict(experiment=experiment, system="mips", v0=float(r["v0"]), quantity="S_tot", learned=r["S_tot_learned"],
+    exact = float(r["S_tot_exact"]) if "S_tot_exact" in r else np.nan
+    return [dict(experiment=experiment, system=system, v0=float(r["v0"]), quantity="S_tot", learned=r["S_tot_learned"],
                  learned_se=r["S_tot_learned_stderr"], reference=r["S_tot_score_free"],
-                 reference_se=r["S_tot_score_free_stderr"], exact=np.nan, truth="score_free",
+                 reference_se=r["S_tot_score_free_stderr"], exact=exact,
+                 truth="score_free" if np.isnan(exact) else "exact",
                  rel_error=r["S_tot_rel_error"], z=r["S_tot_z"], off=bool(r["S_tot_off"]), linear_features=np.nan,
                  linear_features_se=np.nan, implied_score_mse=np.nan, trusted=bool(r["trusted"]), why=why)]
 
@@ -100,13 +105,16 @@ def mips_rows(experiment: str, phases: pd.DataFrame) -> list[dict[str, Any]]:
 def accuracy_table(
     summaries: dict[str, pd.DataFrame], meta: dict[str, dict[str, Any]], thresholds: dict[str, float],
     diagnostics: dict[str, pd.DataFrame] | None = None, mips: dict[str, pd.DataFrame] | None = None,
+    lattice: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     rows = []
     for name, summary in summaries.items():
         rows += experiment_rows(name, meta[name]["system"], float(meta[name]["v0"]), summary, thresholds,
                                 (diagnostics or {}).get(name))
     for name, phases in (mips or {}).items():
-        rows += mips_rows(name, phases)
+        rows += athermal_rows(name, phases)
+    for name, table in (lattice or {}).items():
+        rows += athermal_rows(name, table, "lattice")
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["system", "v0", "quantity"], kind="stable")
 
 

@@ -152,14 +152,27 @@ def by_phase(ds: xr.Dataset, thresholds: dict[str, float] | None = None) -> dict
     it is zero within z_threshold standard errors or invariant_tolerance of the size of its two terms
     (`sm_identity_g_scale` = E|s_g|² + E|∇_g·s_g|), as for the FPE invariants of the other systems,
     and the learned Ṡ_tot is not off its score-free truth (`epr_against_truth`); `why` says what is not."""
-    squared = (ds.s_g**2).sum("dim").values
-    identity = squared + ds.div_s_g.values
     row: dict[str, Any] = dict(n_particles=int(ds.attrs["n_particles"]), phi=float(ds.attrs["phi"]),
                                v0=float(ds.attrs["v0"]),
                                n_snapshots=ds.sizes["sample"],
                                largest_cluster_fraction=float(ds.largest_cluster_fraction.mean()),
-                               v_g_sq=float(ds.v_g_sq.mean()), div_g_v_g=float(ds.div_g_v_g.mean()),
-                               sm_identity_g=float(identity.mean()),
+                               v_g_sq=float(ds.v_g_sq.mean()), div_g_v_g=float(ds.div_g_v_g.mean()))
+    row |= score_checks(ds, thresholds)
+    phase = ds.phase.values
+    for code, name in PHASE_NAMES.items():
+        mask = phase == code
+        row[f"fraction_{name}"] = float(mask.mean())
+        row[f"v_g_sq_{name}"] = float(ds.v_g_sq.values[mask].mean()) if mask.any() else np.nan
+        row[f"div_g_v_g_{name}"] = float(ds.div_g_v_g.values[mask].mean()) if mask.any() else np.nan
+    return row
+
+
+def score_checks(ds: xr.Dataset, thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """The score-matching identity in g (`by_phase`) and the learned Ṡ_tot against its score-free truth
+    (`epr_against_truth`); with `thresholds`, `trusted` and `why`."""
+    squared = (ds.s_g**2).sum("dim").values
+    identity = squared + ds.div_s_g.values
+    row: dict[str, Any] = dict(sm_identity_g=float(identity.mean()),
                                sm_identity_g_stderr=float(identity.std(ddof=1) / np.sqrt(identity.size)),
                                sm_identity_g_scale=float(np.mean(squared + np.abs(ds.div_s_g.values))))
     row |= epr_against_truth(ds, thresholds)
@@ -168,12 +181,6 @@ def by_phase(ds: xr.Dataset, thresholds: dict[str, float] | None = None) -> dict
                                      thresholds)
         why = (["S_tot off"] if row["S_tot_off"] else []) + (["sm_identity_g off"] if identity_off else [])
         row |= dict(trusted=not why, why="; ".join(why))
-    phase = ds.phase.values
-    for code, name in PHASE_NAMES.items():
-        mask = phase == code
-        row[f"fraction_{name}"] = float(mask.mean())
-        row[f"v_g_sq_{name}"] = float(ds.v_g_sq.values[mask].mean()) if mask.any() else np.nan
-        row[f"div_g_v_g_{name}"] = float(ds.div_g_v_g.values[mask].mean()) if mask.any() else np.nan
     return row
 
 

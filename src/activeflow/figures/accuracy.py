@@ -1,5 +1,5 @@
 """Accuracy figure: learned Ṡ_tot against its reference as a function of v0, one panel per system; MIPS
-(one v0, several systems) as the ratio learned / score-free truth of each system on a log scale."""
+and the active solid (one v0, several systems) as the ratio learned / truth of each system on a log scale."""
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -14,8 +14,8 @@ def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(1, len(systems), layout="constrained", figsize=size(DOUBLE, 0.8 / len(systems)),
                              squeeze=False)
     for ax, system in zip(axes[0], systems):
-        if system == "mips":
-            _mips_panel(ax, table[table.system == system])
+        if system in ("mips", "lattice"):
+            _athermal_panel(ax, table[table.system == system], system)
             continue
         t = table[table.system == system].sort_values("v0")
         # nudge the two estimates apart so their error bars do not hide each other
@@ -41,12 +41,14 @@ def accuracy_figure(accuracy: pd.DataFrame) -> Figure:
     return fig
 
 
-def _mips_panel(ax, t: pd.DataFrame) -> None:
-    ratio = t.learned / t.reference
+def _athermal_panel(ax, t: pd.DataFrame, system: str) -> None:
+    truth = t.exact.where(t.exact.notna(), t.reference)
+    ratio = t.learned / truth
     err = ratio * t.learned_se.fillna(0) / t.learned.abs().where(t.learned != 0)
-    names = [e.removeprefix("mips/").removeprefix("transfer/") for e in t.experiment]
+    names = [e.removeprefix(f"{system}/").removeprefix("transfer/") for e in t.experiment]
     y = range(len(t))
-    ax.errorbar(ratio, y, xerr=err.fillna(0), fmt="o", ms=4, capsize=2, label="learned / score-free")
+    label = "learned / exact" if system == "lattice" else "learned / score-free"
+    ax.errorbar(ratio, y, xerr=err.fillna(0), fmt="o", ms=4, capsize=2, label=label)
     ax.axvline(1.0, color="k", ls="--", lw=1, label="truth")
     ax.axvspan(0.95, 1.05, color="tab:green", alpha=0.2, lw=0)
     for yi, row in zip(y, t.itertuples()):
@@ -55,5 +57,6 @@ def _mips_panel(ax, t: pd.DataFrame) -> None:
                         color="tab:red", fontsize="small")
     ax.set_xscale("log")
     ax.set_yticks(list(y), names, fontsize="small")
-    ax.set(xlabel="Ṡ$_{tot}$ learned / μE[ΔΦ]", title="mips (ε = 0)")
+    title = "active solid (ε = 0)" if system == "lattice" else "mips (ε = 0)"
+    ax.set(xlabel="Ṡ$_{tot}$ learned / μE[ΔΦ]", title=title)
     ax.legend(fontsize="small")

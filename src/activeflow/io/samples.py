@@ -60,3 +60,16 @@ def mips_samples_dataset(s: dict[str, np.ndarray], system: dict[str, Any]) -> xr
         },
         attrs=system,
     )
+
+
+def lattice_samples_dataset(s: dict[str, np.ndarray], system: dict[str, Any]) -> xr.Dataset:
+    """Active-solid runs of `lattice_sampling.simulate_lattice`: x, g, run and time per snapshot."""
+    return xr.Dataset(
+        {
+            "x": (SNAPSHOT, s["x"], attrs("position, folded into [-box/2, box/2)", LENGTH)),
+            "g": (SNAPSHOT, s["g"], attrs("active force g", ONE)),
+            "run": ("sample", s["run"], attrs("independent run", ONE)),
+            "time": ("sample", s["time"], attrs("simulation time", TIME)),
+        },
+        attrs=system,
+    )

@@ -27,6 +27,8 @@ NETWORKS: dict[str, type[eqx.Module]] = {"mlp": MLPScore, "transformer": Transfo
 LOCAL_NETWORK_KEYS = ("embed_dim", "n_layers", "n_heads", "mlp_width", "mlp_depth", "n_neighbours")
 # What the MIPS network is fed besides the displacements: g itself, or the force imbalance (`imbalance`).
 MIPS_INPUTS = ("g", "force_imbalance")
+# Systems whose s_g alone is learned by the local transformer (ε = 0 allowed): MIPS and the active solid.
+LOCAL_SCORE_SYSTEMS = ("mips", "lattice")
 
 
 def imbalance_width(parameters: dict[str, Any]) -> float:
@@ -83,7 +85,7 @@ def network_hyperparameters(system: AOUPSystem, network: dict[str, Any]) -> dict
 
 def model_spec(system_kind: str, parameters: dict[str, Any], network: dict[str, Any]) -> dict[str, Any]:
     """Everything needed to rebuild the model skeleton (written as model.json)."""
-    if system_kind == "mips":
+    if system_kind in LOCAL_SCORE_SYSTEMS:
         inputs = network.get("inputs", "g")
         if inputs not in MIPS_INPUTS:
             raise ValueError(f"network.inputs={inputs!r}; allowed: {list(MIPS_INPUTS)}")
@@ -96,7 +98,7 @@ def model_spec(system_kind: str, parameters: dict[str, Any], network: dict[str, 
                                  "boltzmann_shift: true")
             hyper |= dict(shift=False, inputs=inputs, mu=float(parameters["mu"]), v0=float(parameters["v0"]),
                           eta=imbalance_width(parameters))
-        return dict(system="mips", parameters=parameters, network=network, hyperparameters=hyper)
+        return dict(system=system_kind, parameters=parameters, network=network, hyperparameters=hyper)
     system = make_system(system_kind, parameters)
     return dict(
         system=system_kind,
@@ -109,7 +111,7 @@ def model_spec(system_kind: str, parameters: dict[str, Any], network: dict[str, 
 def build_model(spec: dict[str, Any], key: jax.Array | None) -> eqx.Module:
     """The model described by a spec: skeleton (key None) or fresh weights."""
     key = jax.random.key(0) if key is None else key
-    if spec["system"] == "mips":
+    if spec["system"] in LOCAL_SCORE_SYSTEMS:
         hyper = dict(spec["hyperparameters"])
         if hyper.pop("inputs", "g") == "force_imbalance":
             mu, v0, eta = hyper.pop("mu"), hyper.pop("v0"), hyper.pop("eta")

@@ -91,3 +91,14 @@ def lattice_side(n_particles: int) -> int:
     if n * n != n_particles:
         raise ValueError(f"a square lattice needs N = n², got N = {n_particles}")
     return n
+
+
+def make_lattice(parameters: dict, n_side: int | None = None) -> Lattice:
+    """The config's active solid (`lattice.parameters`), optionally with another side n (transfer)."""
+    p = dict(parameters)
+    if n_side is not None:
+        p["n_side"] = int(n_side)
+    try:
+        return Lattice(**p)
+    except TypeError as err:
+        raise ValueError(f"bad parameters for system 'lattice': {err}") from None

@@ -136,17 +136,23 @@ class LatticeExact:
         out = np.fft.ifft2(multiplier[:, :, None] * np.fft.fft2(grid, axes=(-3, -2)), axes=(-3, -2)).real
         return out.reshape(field.shape)
 
-    def score(self, x: np.ndarray, g: np.ndarray, sigma_x: float = 0.0, sigma_g: float = 0.0):
-        """(s_x, s_g) at states (..., N, d); with σ, the smoothed density's score."""
+    def law(self, dt: float | None = None) -> ModeCovariance:
+        """The continuous dynamics' stationary law (dt None), or that of the Euler chain of step dt."""
+        return self.covariance() if dt is None else self.chain_covariance(dt)
+
+    def score(self, x: np.ndarray, g: np.ndarray, sigma_x: float = 0.0, sigma_g: float = 0.0,
+              dt: float | None = None):
+        """(s_x, s_g) at states (..., N, d); with σ, the smoothed density's score; with dt, the score of
+        the Euler chain's law (what a perfectly learned network returns from the simulation's samples)."""
         u = np.asarray(self.system.displacements(np.asarray(x, np.float64)))
-        p_uu, p_ug, p_gg = self.covariance().smoothed(sigma_x, sigma_g).precision()
+        p_uu, p_ug, p_gg = self.law(dt).smoothed(sigma_x, sigma_g).precision()
         s_x = -(self._multiply(p_uu, u) + self._multiply(p_ug, g))
         s_g = -(self._multiply(p_ug, u) + self._multiply(p_gg, g))
         return s_x, s_g
 
-    def divergence_s_g(self, sigma_x: float = 0.0, sigma_g: float = 0.0) -> float:
+    def divergence_s_g(self, sigma_x: float = 0.0, sigma_g: float = 0.0, dt: float | None = None) -> float:
         """∇_{g^i}·s_g^i, the same for every particle: −d × the mean of P_gg over the modes."""
-        p_gg = self.covariance().smoothed(sigma_x, sigma_g).precision()[2]
+        p_gg = self.law(dt).smoothed(sigma_x, sigma_g).precision()[2]
         return float(-self.system.dim * p_gg.mean())
 
     def particle_epr_g(self) -> float:

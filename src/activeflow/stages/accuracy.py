@@ -6,7 +6,7 @@ from typing import Any
 import pandas as pd
 
 from activeflow import io
-from activeflow.analysis.accuracy import MIPS_COLUMNS, accuracy_table
+from activeflow.analysis.accuracy import LATTICE_COLUMNS, MIPS_COLUMNS, accuracy_table
 from activeflow.errors import InputFileError
 
 log = logging.getLogger(__name__)
@@ -24,14 +24,17 @@ def read_table(path: str, columns: set[str], what: str) -> pd.DataFrame:
 
 
 def run(summary_paths: dict[str, str], meta: dict[str, dict[str, Any]], thresholds: dict[str, float], out_path: str,
-        diagnostics_paths: dict[str, str] | None = None, mips_paths: dict[str, str] | None = None) -> None:
-    """`mips_paths`: the epr_by_phase.csv of each MIPS system, named as its rows of the table."""
+        diagnostics_paths: dict[str, str] | None = None, mips_paths: dict[str, str] | None = None,
+        lattice_paths: dict[str, str] | None = None) -> None:
+    """`mips_paths`: the epr_by_phase.csv of each MIPS system, named as its rows of the table;
+    `lattice_paths`: the epr.csv of each evaluated side of the active solid, likewise."""
     summaries = {name: read_table(path, {"quantity", "estimator", "mean", "stderr"}, "epr_summary")
                  for name, path in summary_paths.items()}
     diagnostics = {name: read_table(path, {"invariant", "mean", "stderr", "off"}, "diagnostics")
                    for name, path in (diagnostics_paths or {}).items()}
     mips = {name: read_table(path, MIPS_COLUMNS, "MIPS epr_by_phase") for name, path in (mips_paths or {}).items()}
-    table = accuracy_table(summaries, meta, thresholds, diagnostics, mips)
+    lattice = {name: read_table(path, LATTICE_COLUMNS, "active-solid epr") for name, path in (lattice_paths or {}).items()}
+    table = accuracy_table(summaries, meta, thresholds, diagnostics, mips, lattice)
     io.write_csv(table, out_path)
     for row in table[table.quantity == "S_tot"].itertuples():
         log.info(

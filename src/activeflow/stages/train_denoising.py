@@ -1,17 +1,16 @@
-"""Stage `train_denoising`: fit s_g of the local transformer to the MIPS snapshots with the denoising
-loss (88)."""
+"""Stage `train_denoising`: fit s_g of the local transformer to the snapshots of MIPS (the paper's denoising
+loss (88), or score matching in g) or of the active solid (`lattice`)."""
 
 import logging
 from pathlib import Path
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 from activeflow import io
 from activeflow.models.imbalance import ImbalanceScore
 from activeflow.models.registry import build_model, model_spec
-from activeflow.numerics.mips_sampling import make_mips
+from activeflow.numerics.athermal import athermal_system, snapshot_forces
 from activeflow.seeding import derive_key
 from activeflow.training.denoising import fit_denoising
 
@@ -20,21 +19,19 @@ log = logging.getLogger(__name__)
 
 def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str, Any], seed: int,
         samples_path: str, model_path: str, spec_path: str, csv_path: str,
-        checkpoint_path: str | None = None, force_tolerance: float = 1e-6) -> None:
+        checkpoint_path: str | None = None, force_tolerance: float = 1e-6, system: str = "mips") -> None:
     """The checkpoint is removed once the model is saved; after a kill it stays, and the next run resumes.
     `force_tolerance` is the simulation's cut-off of the pair force (a score fed the force imbalance)."""
     ds = io.read_netcdf(samples_path, required=("x", "g"))
-    n = int(parameters["n_particles"])
-    io.check_samples(ds, samples_path, "mips", parameters, (n, 2))
+    physical = athermal_system(system, parameters, force_tolerance)
+    n = physical.n_particles
+    io.check_samples(ds, samples_path, system, parameters, (n, 2))
     box = float(ds.attrs["box"])
-    spec = model_spec("mips", parameters, network)
-    model = build_model(spec, derive_key(seed, "mips", "train", "init"))
+    spec = model_spec(system, parameters, network)
+    model = build_model(spec, derive_key(seed, system, "train", "init"))
     x = jnp.asarray(ds.x.values, jnp.float32)
     g = jnp.asarray(ds.g.values, jnp.float32)
-    force = None
-    if isinstance(model, ImbalanceScore):
-        system_force = jax.jit(make_mips(parameters, dict(force_tolerance=force_tolerance)).force)
-        force = jnp.stack([system_force(snapshot) for snapshot in x])
+    force = snapshot_forces(physical, ds.x.values) if isinstance(model, ImbalanceScore) else None
     objective = training.get("objective", "denoising")
     log.info("%s on %d snapshots of N = %d from %s: %d steps of %d particles%s", objective, x.shape[0], n,
              samples_path, training["steps"], training["batch_size"],
@@ -42,7 +39,7 @@ def run(parameters: dict[str, Any], network: dict[str, Any], training: dict[str,
     model, history = fit_denoising(
         model, x, g, box, sigma=float(training["sigma"]), steps=int(training["steps"]),
         batch_size=int(training["batch_size"]), learning_rate=float(training["learning_rate"]),
-        warmup_steps=int(training["warmup_steps"]), key=derive_key(seed, "mips", "train", "data"),
+        warmup_steps=int(training["warmup_steps"]), key=derive_key(seed, system, "train", "data"),
         ema_decay=float(training["ema_decay"]), optimizer=training["optimizer"],
         clip_norm=float(training["clip_norm"]), log_every=int(training["log_every"]),
         augment=bool(training["augment"]), antithetic=bool(training["antithetic"]),
