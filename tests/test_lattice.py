@@ -215,3 +215,20 @@ def test_the_stage_refuses_samples_of_another_solid(tmp_path):
                            str(tmp_path / "f.nc"), str(tmp_path / "s.csv"), dict(system="lattice", parameters=other,
                                                                                 network=network))
     assert not (tmp_path / "f.nc").exists()
+
+
+def test_the_smoothing_figure_draws_each_learned_side_beside_the_closed_forms():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from activeflow.figures.lattice import athermal_smoothing
+
+    rows = [pd.DataFrame([dict(n_side=n, dt=0.01, S_tot_learned=v, S_tot_learned_stderr=0.05)])
+            for n, v in ((16, 7.7), (8, 7.6))]
+    fig = athermal_smoothing(rows, mu=1.0, k=1.0, v0=0.025, gamma=1e-4, sigma=0.1, dt=0.01, n_side=8)
+    panel = fig.axes[1]
+    points = [c for c in panel.containers if c.lines[0].get_marker() == "o"]
+    assert [c.get_label() for c in points] == ["learned, 8×8 (trained)", "learned, 16×16"]
+    assert [float(c.lines[0].get_ydata()[0]) for c in points] == [7.6, 7.7]

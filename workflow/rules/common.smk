@@ -131,7 +131,7 @@ def enabled_figures():
                 EXPERIMENTS[n]["network"]["kind"] != "transformer" for n in names
             ):
                 continue
-        if fig.family == "mips" and "mips" not in config:
+        if fig.family in ("mips", "lattice") and fig.family not in config:
             continue
         out.append(fig)
     return out
@@ -146,8 +146,9 @@ def figure_inputs(fig):
     elif fig.family == "trap":
         files = {arg: trap_files(f) for arg, f in fig.inputs}
         experiments = trap_experiments()
-    elif fig.family == "mips" and not fig.inputs:
-        return {}
+    elif fig.family == "lattice":
+        tables = lattice_summaries()
+        return {arg: tables for arg, _ in fig.inputs} | {"trust_phases": tables}
     elif fig.family == "mips":
         fields = mips_figure_inputs(fig.name)
         files = {"fields": fields}
@@ -171,12 +172,12 @@ def figure_arguments(fig):
         return {k: p[k] for k in ("a", "k", "beta")}
     if fig.family == "trap":
         return trap_figure_arguments()
-    # a MIPS figure without inputs is drawn from closed forms with the MIPS parameters
-    if fig.family == "mips" and not fig.inputs:
-        p = config["mips"]["parameters"]
-        return {k: p[k] for k in ("mu", "k", "v0", "gamma")} | {
-            "sigma": config["mips"]["training"]["sigma"],
-            "dt": config["mips"]["simulation"]["dt"],
+    # the active solid's closed forms, at its parameters, beside its learned values
+    if fig.family == "lattice":
+        p = config["lattice"]["parameters"]
+        return {k: p[k] for k in ("mu", "k", "v0", "gamma", "n_side")} | {
+            "sigma": config["lattice"]["training"]["sigma"],
+            "dt": config["lattice"]["simulation"]["dt"],
         }
     if fig.family == "mips":
         return mips_figure_arguments(fig.name)

@@ -4,8 +4,8 @@ figure rules, `rule all`, the report and the tests read it. Pure data, no import
 
 `inputs` maps the drawing function's arguments to what they are drawn from, resolved by the workflow
 for the figure's `family`: ring and trap figures name files of their experiments (one per experiment
-of the trap's v0 sweep), MIPS figures take the fields of their systems, and the accuracy figure the
-table. `trust` says whether the figure shows a learned score (and so is marked when it is not trusted).
+of the trap's v0 sweep), MIPS figures take the fields of their systems, the active solid's (`lattice`)
+the table of each evaluated side, and the accuracy figure the table. `trust` says whether the figure shows a learned score (and so is marked when it is not trusted).
 """
 
 from typing import NamedTuple
@@ -14,7 +14,7 @@ from typing import NamedTuple
 class Figure(NamedTuple):
     name: str  # results/figures/{name}.{png,pdf}
     draw: str  # module.function in activeflow.figures
-    family: str  # ring, trap, mips, accuracy
+    family: str  # ring, trap, mips, lattice, accuracy
     inputs: tuple[tuple[str, str], ...]  # (argument, file of an experiment, or "fields" for MIPS)
     caption: str  # in workflow/report/
     category: str
@@ -56,8 +56,8 @@ FIGURES = (
            (("epr", "epr.nc"), ("maps", "epr_map.nc")), "fig17.rst", TRAP, "Appendix F.3"),
     Figure("fig18-trap-diagnostics", "trap.fig18_trap_diagnostics", "trap", (("diagnostics", "diagnostics.nc"),),
            "fig18.rst", TRAP, "Appendix F.3"),
-    Figure("athermal-smoothing", "lattice.athermal_smoothing", "mips", (), "athermal-smoothing.rst", MIPS,
-           "Truth at ε = 0", trust=False),
+    Figure("athermal-smoothing", "lattice.athermal_smoothing", "lattice", (("epr", "epr.csv"),),
+           "athermal-smoothing.rst", MIPS, "Truth at ε = 0"),
     Figure("trap-convergence", "trap.trap_convergence", "trap", (("convergence", "convergence.csv"),),
            "trap-convergence.rst", TRAP, "Convergence", trust=False),
     Figure("fig08-mips-epr", "mips.fig08_mips_epr", "mips", (("fields", "fields"),), "fig08.rst", MIPS, "Main text"),
