@@ -42,7 +42,7 @@ def athermal_smoothing(epr: list[pd.DataFrame], mu: float, k: float, v0: float, 
     dts = np.linspace(0.002, min(max(0.2, 2 * dt), 1.9 / rate), 50)
     ax2.plot(dts, [exact.chain_epr_g(t) / n for t in dts], label="exact score of the Euler chain")
     ax2.axvline(dt, color="grey", lw=0.5)
-    ax2.annotate(f"Δt = {dt:g} (simulation.dt)", (dt, truth * 0.05), rotation=90, fontsize="small", ha="right",
+    ax2.annotate(f"Δt = {dt:g} (simulation.dt)", (dt, truth * 0.45), rotation=90, fontsize="small", ha="right",
                  va="bottom")
     ax2.axhline(truth, color="k", lw=1, label="continuous dynamics")
     learned = pd.concat(epr, ignore_index=True).sort_values("n_side")
@@ -51,6 +51,6 @@ def athermal_smoothing(epr: list[pd.DataFrame], mu: float, k: float, v0: float, 
         ax2.errorbar(row.dt + offset, row.S_tot_learned, yerr=row.S_tot_learned_stderr, fmt="o", ms=4, capsize=2,
                      label=f"learned, {row.n_side}×{row.n_side}" + (" (trained)" if row.n_side == n_side else ""))
     ax2.set(xlabel="Δt", ylabel="Ṡ$_{tot}$ per particle", ylim=(0, truth * 1.1), title="(B) time step")
-    ax2.legend(fontsize="small", loc="center left")
+    ax2.legend(fontsize="small", loc="lower left")
     fig.suptitle(f"Active solid, ε = 0, {n_side}×{n_side}: μ = {mu:g}, k = {k:g}, v0 = {v0:g}, γ = {gamma:g}")
     return fig
