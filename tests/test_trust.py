@@ -119,3 +119,96 @@ def test_mips_systems_join_the_accuracy_table_and_figure(tmp_path):
     fig = accuracy_figure(table)
     assert fig.axes[0].get_title() == "active solid (ε = 0)"
     np.testing.assert_allclose(np.asarray(fig.axes[0].lines[0].get_xdata(), float), [7.6 / 8.0])
+
+
+def perturbed_score(ex, error: float, rng: np.random.Generator):
+    """The exact linear score plus a generic linear error: s = −(P* + E)r, E random symmetric, scaled so
+    that the error's rms is `error` times the exact score's rms."""
+    import jax.numpy as jnp
+
+    P = ex.precision
+    E = rng.normal(size=P.shape)
+    E = E + E.T
+    E *= error * np.sqrt(np.trace(P @ P @ ex.covariance) / np.trace(E @ E @ ex.covariance))
+    Q = jnp.asarray(P + E)
+    nd = ex.n_particles * ex.dim
+
+    def score(x, g):
+        s = -Q @ jnp.concatenate([x.ravel(), g.ravel()]).astype(Q.dtype)
+        return s[:nd].reshape(x.shape), s[nd:].reshape(g.shape)
+
+    return score
+
+
+@pytest.mark.parametrize("v0", [0.5, 1.0])
+def test_the_verdict_trusts_the_exact_score_and_a_converged_one_and_no_other(v0, rng):
+    """Calibrated where every value is exact (the quick preset's linear system, exact samples): the exact
+    score and a 1 % score error are trusted; a 10 % score error and the Boltzmann score are not. The 10 %
+    error is caught by the FPE invariants even where Ṡ_tot, whose error is of second order for a gradient
+    field, stays within 5 % (v0 = 1)."""
+    from activeflow.analysis.diagnostics import invariants
+    from activeflow.analysis.diagnostics import summary as diagnostics_summary
+    from activeflow.analysis.epr import add_score_free
+    from activeflow.analysis.epr import summary as epr_summary
+    from activeflow.physics.systems import make_system
+
+    system = make_system("linear", dict(mu=1.0, v0=v0, gamma=0.1, eps=0.1, trap=1.0, spring=0.5, n_particles=2,
+                                        dim=2))
+    ex = exact(system)
+    x, g = ex.sample(rng, 8000)
+    replica = np.arange(8000)
+
+    def judge(score_fn):
+        ds = add_score_free(epr_dataset(score_fn, system, x, g), system)
+        table = epr_summary(ds, system, replica)
+        diagnostics = diagnostics_summary(invariants(ds), replica, THRESHOLDS)
+        trusted, why = verdict(table, diagnostics, THRESHOLDS)
+        learned = table.query("quantity == 'S_tot' and estimator == 'learned'")["mean"].iloc[0]
+        return trusted, why, learned / ex.epr_total() - 1
+
+    assert judge(ex.score_fn())[:2] == (True, "")
+    assert judge(perturbed_score(ex, 0.01, rng))[:2] == (True, "")
+    trusted, why, rel = judge(perturbed_score(ex, 0.10, rng))
+    assert not trusted and any(f"{name} off" in why for name in ("fpe_residual", "div_v", "v_dot_s")), why
+    if v0 == 1.0:
+        assert abs(rel) < 0.05 and "S_tot off" not in why, (why, rel)
+    trusted, why, _ = judge(system.boltzmann_score)
+    assert not trusted and "S_tot off" in why
+
+
+def test_the_fpe_residual_is_judged_against_its_four_terms_not_their_noise():
+    """The numbers of a trained linear score at v0 = 1 (quick preset): ∇·v and v·s have zero mean for the
+    exact score, so the sizes of the two halves measure only noise (scale 0.035, and a residual of
+    −0.0016 ± 0.0004 was 5 % of it); the four terms, the x and g parts of each, are of size 1.6 each, and
+    against them the residual is 0.03 %: not off. E[∇·v] = 0.0127 ± 0.0007 is likewise 0.4 % of its parts."""
+    import xarray as xr
+
+    from activeflow.analysis.diagnostics import invariants
+    from activeflow.analysis.diagnostics import summary as diagnostics_summary
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    div_x = 1.64 + 0.01 * rng.normal(size=n)
+    div_g = -1.6273 + 0.01 * rng.normal(size=n)
+    vs_x = -1.60 + 0.01 * rng.normal(size=n)
+    vs_g = 1.5857 + 0.01 * rng.normal(size=n)
+    # one particle, d = 1: v_x·s_x = vs_x with s_x = 1
+    one = np.ones((n, 1, 1))
+    epr = xr.Dataset({
+        "div_x_v_x": (("sample", "particle"), div_x[:, None]), "div_g_v_g": (("sample", "particle"), div_g[:, None]),
+        "v_x": (("sample", "particle", "dim"), vs_x[:, None, None]), "s_x": (("sample", "particle", "dim"), one),
+        "v_g": (("sample", "particle", "dim"), vs_g[:, None, None]), "s_g": (("sample", "particle", "dim"), one),
+        "div_s_x": (("sample", "particle"), -np.ones((n, 1))), "div_s_g": (("sample", "particle"), -np.ones((n, 1))),
+    })
+    table = diagnostics_summary(invariants(epr), None, THRESHOLDS).set_index("invariant")
+    assert table.loc["fpe_residual", "scale"] == pytest.approx(1.64 + 1.6273 + 1.60 + 1.5857, rel=1e-2)
+    assert abs(table.loc["fpe_residual", "mean"]) > 3 * table.loc["fpe_residual", "stderr"]  # resolved
+    assert not table.loc["fpe_residual", "off"] and not table.loc["div_v", "off"]
+
+    rows = [("E_div_v", "learned", 0.0127, 0.0007), ("E_div_v", "exact", 0.0, 0.0),
+            ("E_div_x_v_x", "learned", 1.64, 0.01), ("E_div_x_v_x", "exact", 1.64, 0.0),
+            ("E_div_g_v_g", "learned", -1.6273, 0.01), ("E_div_g_v_g", "exact", -1.64, 0.0),
+            ("S_tot", "learned", 1.0, 0.001), ("S_tot", "exact", 1.002, 0.0)]
+    summary = pd.DataFrame(rows, columns=["quantity", "estimator", "mean", "stderr"])
+    off = {r["quantity"]: r["off"] for r in experiment_rows("linear-v0_1", "linear", 1.0, summary, THRESHOLDS)}
+    assert off == {"S_tot": False, "E_div_v": False, "E_div_x_v_x": False, "E_div_g_v_g": False}

@@ -312,6 +312,11 @@ def lattice_model_config():
     )
 
 
+def lattice_purpose(wildcards):
+    """Training snapshots for `train`, held-out ones (other seeds) for each `n{n}`."""
+    return "train" if wildcards.lattice_set == "train" else "evaluate"
+
+
 def lattice_set_side(wildcards):
     """The side n of a samples set: the training side for `train`, else that of `n{n}`."""
     if wildcards.lattice_set == "train":

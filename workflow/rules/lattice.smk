@@ -18,7 +18,7 @@ rule simulate_lattice:
     params:
         parameters=lattice_config("parameters"),
         simulation=lattice_simulation,
-        purpose=lambda wildcards: "train" if wildcards.lattice_set == "train" else "evaluate",
+        purpose=lattice_purpose,
         n_side=lattice_set_side,
         seed=config["seed"],
     script:

@@ -1,7 +1,10 @@
 """Thin adapter: rule `lattice_summary` -> activeflow.stages.lattice_summary."""
 
+import os
 import sys
 
+# A CPU rule: it must not initialise a GPU (JAX would take 75% of its memory from the JAX job beside it).
+os.environ["JAX_PLATFORMS"] = "cpu"
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")  # this checkout's library, also in conda envs
 
 from activeflow import logs, threads

@@ -5,7 +5,10 @@ The truth is the closed form where the system has one (linear), else the score-f
 `reference`). z is the deviation in standard errors: (learned − exact)/s.e.(learned), or, against the
 score-free estimate, the mean paired difference over the same snapshots divided by its standard error.
 A value is flagged `off` when it is both statistically (|z| > z_threshold) and practically
-(|learned − truth| > max(rel_tolerance·|truth|, abs_tolerance)) distinguishable from the truth.
+(|learned − truth| > max(rel_tolerance·|truth|, abs_tolerance)) distinguishable from the truth. E[∇·v],
+zero for the exact score by stationarity, is an invariant rather than a value: its practical tolerance is
+invariant_tolerance times the size of its parts, |E∇_x·v_x| + |E∇_g·v_g| (at least abs_tolerance), as
+for `div_v` of the diagnostics (a score scaled by 1 + α moves it by about α of its parts; docs/methods.md).
 
 An experiment is `trusted` when none of its values is off and none of the FPE invariants of its
 diagnostics.csv is off (`diagnostics.invariant_off`); `why` lists what is not. Beside the learned Ṡ_tot
@@ -67,6 +70,10 @@ def experiment_rows(
         deviation = learned - target
         rel = deviation / abs(target) if target != 0 else float("nan")
         tolerance = max(thresholds["rel_tolerance"] * abs(target), thresholds["abs_tolerance"])
+        if quantity == "E_div_v":
+            parts = abs(_value(summary, "E_div_x_v_x", "learned")[0]) + abs(_value(summary, "E_div_g_v_g", "learned")[0])
+            if np.isfinite(parts):
+                tolerance = max(thresholds["invariant_tolerance"] * parts, thresholds["abs_tolerance"])
         off = bool(abs(z) > thresholds["z_threshold"] and abs(deviation) > tolerance)
         baseline, baseline_se = _value(summary, quantity, "linear_features")
         rows.append(dict(
