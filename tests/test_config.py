@@ -141,6 +141,15 @@ CASES = [
      ["mips.network.n_neighbours = 64", "1 to 63"]),
     ("mips-phi-above-close-packing", lambda c: mips(c)["parameters"].update(phi=0.95),
      ["mips.parameters.phi = 0.95", "0.9069"]),
+    # numbers YAML can carry but no key accepts, refused before any check computes with them
+    ("nan-learning-rate", lambda c: ring(c)["training"].update(learning_rate=float("nan")),
+     ["experiments.ring.training.learning_rate = nan: not a finite number"]),
+    ("inf-burn-in", lambda c: ring(c)["simulation"].update(t_burn_in=float("inf")),
+     ["experiments.ring.simulation.t_burn_in = inf: not a finite number"]),
+    ("nan-in-a-sweep", lambda c: c["experiments"]["linear"]["parameters"].update(v0=[0.0, float("nan")]),
+     ["experiments.linear.parameters.v0[1] = nan: not a finite number"]),
+    ("minus-inf-transfer-phi", lambda c: mips(c)["transfer"].update(phi=[0.3, float("-inf")]),
+     ["mips.transfer.phi[1] = -inf: not a finite number"]),
     # the active solid: its own checks, and the local score's shared with MIPS
     ("lattice-dt-stiff", lambda c: lattice(c)["simulation"].update(dt=0.2),
      ["lattice.simulation.dt = 0.2", "stiffest rate 8·mu·k", "dt ≤ 0.125"]),

@@ -67,6 +67,30 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_mode_a_plain_write_would(tmp_path, umask):
+    """Group-readable where the umask allows it (a shared project directory), as `open(…, "w")` leaves a
+    file: not the temporary file's private 0o600. NetCDF, CSV and figures all go through `atomic_path`."""
+    import os
+    import stat
+
+    import pandas as pd
+
+    old = os.umask(umask)
+    try:
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+        io.write_csv(pd.DataFrame(dict(a=[1])), tmp_path / "table.csv")
+        with io.atomic_path(tmp_path / "data.nc") as tmp:
+            tmp.write_bytes(b"data")
+    finally:
+        os.umask(old)
+    plain = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert plain == 0o666 & ~umask
+    for name in ("table.csv", "data.nc"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == plain, name
+
+
 # Bad input files: every stage names the file and what is wrong, as one logged line and exit status 1
 # (what `logs.run_stage` does in the rule scripts), before any JAX computation on the data.
 

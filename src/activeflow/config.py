@@ -48,8 +48,11 @@ def problem(key: str, value: Any, what: str, allowed: str) -> str:
 
 
 def validate(cfg: Any, schema_path: str | Path) -> None:
-    """Raise one ConfigError listing every schema problem, or else every cross-key problem."""
-    problems = schema_problems(cfg, load_schema(schema_path))
+    """Raise one ConfigError listing every non-finite number and schema problem, or else every cross-key
+    problem."""
+    problems = nonfinite_problems(cfg)
+    reported = tuple(p.split(" = ")[0] + " " for p in problems)  # their schema messages would repeat them
+    problems += [p for p in schema_problems(cfg, load_schema(schema_path)) if not p.startswith(reported)]
     if not problems:
         problems = cross_key_problems(cfg)
     if problems:
@@ -148,6 +151,18 @@ def _describe(error: Any) -> list[str]:
     if v == "pattern":
         return [problem(path, inst, "does not match", f"text matching {value}")]
     return [f"{path}: {error.message}"]
+
+
+def nonfinite_problems(value: Any, path: tuple[Any, ...] = ()) -> list[str]:
+    """Every NaN or infinity in the config (YAML's .nan, .inf, -.inf), which no key accepts: JSON Schema's
+    bounds let some through (NaN compares false), and the cross-key checks would compute with them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [problem(key_path(path), value, "not a finite number", "a finite number")]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in nonfinite_problems(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in nonfinite_problems(v, (*path, i))]
+    return []
 
 
 def schema_problems(cfg: Any, schema: dict[str, Any]) -> list[str]:

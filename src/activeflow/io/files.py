@@ -18,9 +18,17 @@ import pandas as pd
 PACKAGES = ("activeflow", "jax", "jaxlib", "equinox", "optax", "numpy", "xarray", "netCDF4")
 
 
+def default_file_mode() -> int:
+    """The mode a plain `open(path, "w")` gives a new file: 0o666 less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path` (same suffix); rename it onto `path` only on success.
+    """Yield a temporary path beside `path` (same suffix); rename it onto `path` only on success, with the
+    mode a plain write would give (the temporary file's own is 0o600, unreadable to the group).
     Leftovers of a writer killed earlier (`.NAME.partial-*`) are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +42,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as f:  # on disk before the rename, so a crash cannot leave an empty file
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
