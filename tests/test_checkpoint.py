@@ -77,9 +77,9 @@ def test_killed_training_resumes_bitwise_identical(tmp_path):
     killed_args = run_args(tmp_path, "killed")
     proc = start(killed_args)
     seen = []
-    for line in proc.stderr:  # kill at the first checkpoint: mid-run, mid-epoch
+    for line in proc.stderr:  # kill at the second checkpoint: mid-run, mid-epoch, a logged row in it
         seen.append(line)
-        if "checkpoint at step" in line:
+        if "checkpoint at step 60" in line:
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
@@ -95,7 +95,7 @@ def test_killed_training_resumes_bitwise_identical(tmp_path):
     a, b = Path(tmp_path / "whole.eqx").read_bytes(), Path(killed_args["model_path"]).read_bytes()
     assert a == b  # bitwise identical weights
     ha, hb = pd.read_csv(tmp_path / "whole.csv"), pd.read_csv(killed_args["csv_path"])
-    pd.testing.assert_frame_equal(ha.drop(columns="seconds"), hb.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(ha.drop(columns="seconds"), hb.drop(columns="seconds"))  # columns in order
     assert list(hb.step) == list(range(50, 601, 50))
     assert not ckpt.exists()  # removed once the model is saved
 

@@ -247,7 +247,9 @@ class Trainer:
         resumed = self._resume(state)
         if resumed is not None:
             header, state = resumed
-            first, rows, before = header["step"], header["history"], header["seconds"]
+            first, before = header["step"], header["seconds"]
+            # the checkpoint's JSON sorts the keys: restore the columns' order, so a resumed log equals a clean one
+            rows = [{k: r[k] for k in header.get("columns", r)} for r in header["history"]]
             if self.monitor is not None:
                 self.monitor.rows = list(header.get("monitor", []))
             checkpointed = first
@@ -271,7 +273,8 @@ class Trainer:
                 if self.monitor is not None:
                     self.monitor(eqx.combine(ema, model), done)
             if checkpoint_step:
-                header = dict(fingerprint=self.digest, step=done, history=rows, seconds=before + time.perf_counter() - start,
+                header = dict(fingerprint=self.digest, step=done, history=rows, columns=list(rows[0]) if rows else [],
+                              seconds=before + time.perf_counter() - start,
                               monitor=self.monitor.rows if self.monitor is not None else [])
                 checkpoint.save(self.path, header, dict(model=model, opt_state=opt_state, ema=ema, data=data))
                 checkpointed = done
