@@ -153,8 +153,8 @@ CASES = [
     # the active solid: its own checks, and the local score's shared with MIPS
     ("lattice-dt-stiff", lambda c: lattice(c)["simulation"].update(dt=0.2),
      ["lattice.simulation.dt = 0.2", "stiffest rate 8·mu·k", "dt ≤ 0.125"]),
-    ("lattice-training-side-not-evaluated", lambda c: lattice(c)["evaluation"].update(n_side=[16]),
-     ["lattice.evaluation.n_side = [16]", "lacks the training side 8"]),
+    ("lattice-side-too-small-for-the-neighbours", lambda c: lattice(c)["evaluation"].update(n_side=[3, 16]) or
+     lattice(c)["network"].update(n_neighbours=9), ["lattice.network.n_neighbours = 9", "smallest system (N = 9)"]),
     ("lattice-imbalance-with-denoising", lambda c: lattice(c)["training"].update(objective="denoising"),
      ["lattice.network.inputs = 'force_imbalance'", "lattice.training.objective: score_matching"]),
     ("lattice-too-many-neighbours", lambda c: lattice(c)["network"].update(n_neighbours=64),

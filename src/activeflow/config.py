@@ -487,9 +487,6 @@ def _lattice(cfg: dict[str, Any]) -> Iterator[str]:
         if not _is_multiple(t, sim["dt"]):
             yield problem(f"lattice.{key}", t, f"not a whole number of steps of simulation.dt = {sim['dt']}",
                           f"a positive multiple of dt, e.g. {max(round(t / sim['dt']), 1) * sim['dt']:g}")
-    if p["n_side"] not in ev["n_side"]:
-        yield problem("lattice.evaluation.n_side", ev["n_side"], f"lacks the training side {p['n_side']}",
-                      f"a list containing {p['n_side']}")
     sides = [p["n_side"], *ev["n_side"]]
     yield from _local_score("lattice", m, min(sides) ** 2, p["n_side"] ** 2)
     if ev["n_snapshots"] > ev["n_runs"] * sim["n_snapshots"]:
