@@ -27,6 +27,15 @@ def test_an_invariant_is_off_only_beyond_its_error_and_the_tolerance(mean, stder
     assert invariant_off(mean, stderr, scale, THRESHOLDS) is off
 
 
+def test_at_equilibrium_the_rate_invariants_have_the_floor_of_s_tot():
+    """The quick preset's trained linear score at v0 = 0 (2 particles): ∇·v = −0.00042 ± 0.000008 per
+    particle against terms of size 0.00085, since the exact v vanishes; below abs_tolerance/N = 0.005 it is
+    not off, as Ṡ_tot is judged against abs_tolerance; ten times the floor is."""
+    assert invariant_off(-0.00042, 0.000008, 0.00085, THRESHOLDS)  # without the floor
+    assert not invariant_off(-0.00042, 0.000008, 0.00085, THRESHOLDS, floor=0.01 / 2)
+    assert invariant_off(-0.05, 0.000008, 0.00085, THRESHOLDS, floor=0.01 / 2)
+
+
 def summary_table(learned, learned_se, score_free, score_free_se, paired, paired_se):
     rows = [("S_tot", "learned", learned, learned_se), ("S_tot", "score_free", score_free, score_free_se),
             ("S_tot", "learned_minus_score_free", paired, paired_se)]

@@ -13,7 +13,9 @@ terms, each summed over the particles of a snapshot (E[|a| + |b|] for a + b, e.g
 sm_identity_x). The FPE residual is split into its four terms, the x and g parts of ∇·v and of v·s: its
 two halves ∇·v and v·s each have zero mean for the exact score, so their sizes would measure only the
 noise. An invariant is `off` when its mean is both statistically (|μ| > z_threshold·s.e.) and practically
-(|μ| > invariant_tolerance·scale) away from zero. With the scales of the parts, invariant_tolerance reads
+(|μ| > invariant_tolerance·scale) away from zero; the three in units of a rate (fpe_residual, div_v,
+v_dot_s) also need |μ| > abs_tolerance/N, the per-particle share of the floor Ṡ_tot is judged with: at
+v0 = 0 the exact v vanishes, so do their terms, and without the floor a learned v of 10⁻⁴ would be off. With the scales of the parts, invariant_tolerance reads
 as a relative score error; how it maps to the error of Ṡ_tot and of the per-particle EPR on the linear
 system: docs/methods.md.
 """
@@ -26,6 +28,7 @@ from activeflow.analysis.stats import mean_stderr
 from activeflow.io.cf import ONE, RATE, attrs
 
 INVARIANTS = ("fpe_residual", "div_v", "v_dot_s", "sm_identity_x", "sm_identity_g")
+RATES = ("fpe_residual", "div_v", "v_dot_s")  # in units of a rate, as Ṡ_tot
 REQUIRED = ("s_x", "s_g", "v_x", "v_g", "div_s_x", "div_s_g", "div_x_v_x", "div_g_v_g")
 
 
@@ -55,7 +58,7 @@ def invariants(epr: xr.Dataset) -> xr.Dataset:
         data[name] = ("sample", sum(parts), attrs(f"{name} per particle", units))
         data[f"{name}_scale"] = ("sample", sum(np.abs(p) for p in parts),
                                  attrs(f"size of the terms of {name}, per particle", units))
-    return xr.Dataset(data)
+    return xr.Dataset(data, attrs=dict(n_particles=n))
 
 
 def summary(ds: xr.Dataset, replica: np.ndarray | None, thresholds: dict[str, float] | None = None) -> pd.DataFrame:
@@ -69,11 +72,12 @@ def summary(ds: xr.Dataset, replica: np.ndarray | None, thresholds: dict[str, fl
         if f"{name}_scale" in ds:
             row["scale"] = float(ds[f"{name}_scale"].mean())
         if thresholds is not None:
-            row["off"] = invariant_off(mean, se, row.get("scale", 0.0), thresholds)
+            floor = thresholds.get("abs_tolerance", 0.0) / ds.attrs.get("n_particles", 1) if name in RATES else 0.0
+            row["off"] = invariant_off(mean, se, row.get("scale", 0.0), thresholds, floor)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def invariant_off(mean: float, stderr: float, scale: float, thresholds: dict[str, float]) -> bool:
+def invariant_off(mean: float, stderr: float, scale: float, thresholds: dict[str, float], floor: float = 0.0) -> bool:
     statistical = not abs(mean) <= thresholds["z_threshold"] * stderr  # NaN s.e. counts as resolved
-    return bool(statistical and abs(mean) > thresholds["invariant_tolerance"] * scale)
+    return bool(statistical and abs(mean) > max(thresholds["invariant_tolerance"] * scale, floor))
