@@ -392,20 +392,12 @@ def _mips(cfg: dict[str, Any]) -> Iterator[str]:
         return
     p, sim, net, train, tr, fig = (m[k] for k in ("parameters", "simulation", "network", "training", "transfer",
                                                   "figures"))
-    if "mips" in cfg["experiments"]:
-        yield problem("experiments.mips", "...", "shares results/mips/ with the top-level mips section",
-                      "any other experiment name")
     # Euler steps of the stiffest mode, six overlapping neighbours of stiffness ≤ k: oscillation-free
     # for rate·dt < 1 (the athermal dynamics has no noise for the stricter margin of MAX_RATE_DT to protect).
-    rate = 6 * p["mu"] * p["k"]
-    if rate * sim["dt"] > 1:
-        yield problem("mips.simulation.dt", sim["dt"], f"too large for the stiffest rate 6·mu·k = {rate:g}",
-                      f"dt ≤ {1 / rate:.3g}")
-    for key, t in (("simulation.t_equilibrate", sim["t_equilibrate"]), ("simulation.t_between", sim["t_between"]),
-                   ("transfer.t_equilibrate", tr["t_equilibrate"])):
-        if not _is_multiple(t, sim["dt"]):
-            yield problem(f"mips.{key}", t, f"not a whole number of steps of simulation.dt = {sim['dt']}",
-                          f"a positive multiple of dt, e.g. {max(round(t / sim['dt']), 1) * sim['dt']:g}")
+    yield from _athermal_steps("mips", cfg, 6 * p["mu"] * p["k"], "6·mu·k",
+                               [("simulation.t_equilibrate", sim["t_equilibrate"]),
+                                ("simulation.t_between", sim["t_between"]),
+                                ("transfer.t_equilibrate", tr["t_equilibrate"])])
     cutoff = mips_cutoff(p, sim["force_tolerance"])
     systems = [("mips.parameters", p["n_particles"], p["phi"])] + [
         ("mips.transfer", n, phi) for n in tr["n_particles"] for phi in tr["phi"]]
@@ -430,6 +422,22 @@ def _mips(cfg: dict[str, Any]) -> Iterator[str]:
         yield problem("mips.figures.snapshot", fig["snapshot"], "beyond the evaluated snapshots (evaluation."
                       "n_snapshots, and the runs x snapshots of the training set and of each transfer system)",
                       f"0 to {held - 1}")
+
+def _athermal_steps(section: str, cfg: dict[str, Any], rate: float, rate_name: str,
+                    durations: list[tuple[str, float]]) -> Iterator[str]:
+    """A top-level section (mips, lattice) that owns results/{section}/: no experiment of that name, a time
+    step the stiffest rate allows, and durations that are whole numbers of steps."""
+    dt = cfg[section]["simulation"]["dt"]
+    if section in cfg["experiments"]:
+        yield problem(f"experiments.{section}", "...", f"shares results/{section}/ with the top-level {section} "
+                      "section", "any other experiment name")
+    if rate * dt > 1:
+        yield problem(f"{section}.simulation.dt", dt, f"too large for the stiffest rate {rate_name} = {rate:g}",
+                      f"dt ≤ {1 / rate:.3g}")
+    for key, t in durations:
+        if not _is_multiple(t, dt):
+            yield problem(f"{section}.{key}", t, f"not a whole number of steps of simulation.dt = {dt}",
+                          f"a positive multiple of dt, e.g. {max(round(t / dt), 1) * dt:g}")
 
 
 def _local_score(section: str, m: dict[str, Any], smallest: int, n_train: int) -> Iterator[str]:
@@ -474,19 +482,11 @@ def _lattice(cfg: dict[str, Any]) -> Iterator[str]:
     if m is None:
         return
     p, sim, ev = m["parameters"], m["simulation"], m["evaluation"]
-    if "lattice" in cfg["experiments"]:
-        yield problem("experiments.lattice", "...", "shares results/lattice/ with the top-level lattice section",
-                      "any other experiment name")
-    # the stiffest mode relaxes at rate 8·mu·k; Euler oscillates beyond rate·dt = 1 (and its own law
-    # drifts from the truth by about (dt/2)·mu·k·16 relative, docs/methods.md)
-    rate = 8 * p["mu"] * p["k"]
-    if rate * sim["dt"] > 1:
-        yield problem("lattice.simulation.dt", sim["dt"], f"too large for the stiffest rate 8·mu·k = {rate:g}",
-                      f"dt ≤ {1 / rate:.3g}")
-    for key, t in (("simulation.t_equilibrate", sim["t_equilibrate"]), ("simulation.t_between", sim["t_between"])):
-        if not _is_multiple(t, sim["dt"]):
-            yield problem(f"lattice.{key}", t, f"not a whole number of steps of simulation.dt = {sim['dt']}",
-                          f"a positive multiple of dt, e.g. {max(round(t / sim['dt']), 1) * sim['dt']:g}")
+    # the stiffest mode relaxes at rate 8·mu·k: Euler oscillates beyond rate·dt = 1 (and its own law's
+    # Ṡ_tot falls short of the truth by 2.5·dt·mu·k relative, docs/methods.md)
+    yield from _athermal_steps("lattice", cfg, 8 * p["mu"] * p["k"], "8·mu·k",
+                               [("simulation.t_equilibrate", sim["t_equilibrate"]),
+                                ("simulation.t_between", sim["t_between"])])
     sides = [p["n_side"], *ev["n_side"]]
     yield from _local_score("lattice", m, min(sides) ** 2, p["n_side"] ** 2)
     if ev["n_snapshots"] > ev["n_runs"] * sim["n_snapshots"]:
