@@ -406,6 +406,11 @@ def test_nothing_to_do_after_a_run_and_param_edit_reruns_downstream(finished_run
     proc = snakemake(work, "-n", check=False)
     assert proc.returncode != 0 and "fig99-no-such-figure" in proc.stdout + proc.stderr
 
+    # a deleted output is a target of `all`: a plain rerun rebuilds it (and what depends on it)
+    cfg.write_text(original)
+    (work / "results" / "ring" / "model.json").unlink()
+    assert plan(work) == RING_DOWNSTREAM_OF_TRAINING
+
 
 @pytest.mark.workflow
 def test_single_stage_commands_from_the_readme(finished_run):

@@ -86,15 +86,49 @@ def map_inputs(wildcards):
     }
 
 
+# Every documented output of an experiment (docs/outputs.md), so that a deleted one is rebuilt by a plain
+# rerun; the maps and attention come in through the figures that draw them.
+EXPERIMENT_OUTPUTS = [
+    "samples.nc",
+    "heldout.nc",
+    "trajectories.nc",
+    "model.eqx",
+    "model.json",
+    "training.csv",
+    "convergence.csv",
+    "epr.nc",
+    "epr_summary.csv",
+    "diagnostics.nc",
+    "diagnostics.csv",
+]
+MODEL_OUTPUTS = ["model.eqx", "model.json", "training.csv"]
+
+
 def all_targets():
     per_experiment = expand(
         "results/{experiment}/{file}",
         experiment=list(EXPERIMENTS),
-        file=["diagnostics.csv", "epr_summary.csv"],
+        file=EXPERIMENT_OUTPUTS,
     )
     figures = [p for fig in enabled_figures() for p in figure_paths(fig.name)]
-    mips = ["results/mips/epr_by_phase.csv"] if "mips" in config else []
-    lattice = ["results/lattice/epr.csv"] if "lattice" in config else []
+    mips, lattice = [], []
+    if "mips" in config:
+        mips = [f"results/mips/{f}" for f in ["epr_by_phase.csv", *MODEL_OUTPUTS]] + [
+            f"results/mips/{system}/{f}"
+            for system in mips_systems()
+            for f in ("samples.nc", "fields.nc", "epr_by_local_phi.csv")
+        ]
+    if "lattice" in config:
+        sides = [f"n{n}" for n in config["lattice"]["evaluation"]["n_side"]]
+        lattice = (
+            [f"results/lattice/{f}" for f in ["epr.csv", *MODEL_OUTPUTS]]
+            + [
+                f"results/lattice/{s}/{f}"
+                for s in ["train", *sides]
+                for f in ("samples.nc",)
+            ]
+            + [f"results/lattice/{s}/fields.nc" for s in sides]
+        )
     return per_experiment + ["results/accuracy.csv"] + mips + lattice + figures
 
 
