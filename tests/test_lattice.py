@@ -232,3 +232,20 @@ def test_the_smoothing_figure_draws_each_learned_side_beside_the_closed_forms():
     points = [c for c in panel.containers if c.lines[0].get_marker() == "o"]
     assert [c.get_label() for c in points] == ["learned, 8×8 (trained)", "learned, 16×16"]
     assert [float(c.lines[0].get_ydata()[0]) for c in points] == [7.6, 7.7]
+
+
+@pytest.mark.parametrize("dt", [None, 0.05])
+def test_the_divergence_of_s_g_is_the_trace_of_the_score_s_g_block(dt):
+    """∇_{g^i}·s_g^i of the continuous law and of the Euler chain's (a constant) against the score's own
+    change under a shift of one particle's g (the score is linear, so the difference is exact)."""
+    system = Lattice(mu=1.0, v0=0.3, gamma=0.5, eps=0.0, k=1.0, n_side=5)
+    exact = LatticeExact(system)
+    x, g = exact.sample(np.random.default_rng(2), 1)
+    h, i, trace = 0.1, 7, 0.0
+    for a in range(2):
+        shifted = g.copy()
+        shifted[0, i, a] += h
+        trace += (exact.score(x, shifted, dt=dt)[1] - exact.score(x, g, dt=dt)[1])[0, i, a] / h
+    assert trace == pytest.approx(exact.divergence_s_g(dt=dt), rel=1e-9)
+    if dt is not None:
+        assert exact.divergence_s_g(dt=dt) != pytest.approx(exact.divergence_s_g(), rel=1e-3)

@@ -15,9 +15,9 @@ two halves ∇·v and v·s each have zero mean for the exact score, so their siz
 noise. An invariant is `off` when its mean is both statistically (|μ| > z_threshold·s.e.) and practically
 (|μ| > invariant_tolerance·scale) away from zero; the three in units of a rate (fpe_residual, div_v,
 v_dot_s) also need |μ| > abs_tolerance/N, the per-particle share of the floor Ṡ_tot is judged with: at
-v0 = 0 the exact v vanishes, so do their terms, and without the floor a learned v of 10⁻⁴ would be off. With the scales of the parts, invariant_tolerance reads
-as a relative score error; how it maps to the error of Ṡ_tot and of the per-particle EPR on the linear
-system: docs/methods.md.
+v0 = 0 the exact v vanishes, so do their terms, and without the floor a learned v of 10⁻⁴ would be off.
+With the scales of the parts, invariant_tolerance reads as a relative score error; how it maps to the
+error of Ṡ_tot and of the per-particle EPR on the linear system: docs/methods.md.
 """
 
 import numpy as np

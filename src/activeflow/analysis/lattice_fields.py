@@ -20,7 +20,7 @@ from activeflow.io.cf import LENGTH, ONE, RATE, attrs
 from activeflow.models.imbalance import ImbalanceScore
 from activeflow.models.local_transformer import LocalTransformerScore
 from activeflow.numerics.athermal import snapshot_forces
-from activeflow.physics.lattice import Lattice
+from activeflow.physics.lattice import Lattice, make_lattice
 from activeflow.physics.lattice_exact import LatticeExact
 from activeflow.physics.neighbours import nearest_search
 
@@ -73,9 +73,7 @@ def summary(ds: xr.Dataset, sigma: float | None = None, thresholds: dict[str, fl
     """One row: Ṡ_tot per particle learned and exact (closed form, and on these samples), the Euler
     chain's own, the denoising optimum's at noise `sigma` on x and g (closed form), the per-particle
     rms errors of |v_g^i|², the mean ∇_{g^i}·v_g^i, the score-matching identity and the verdict."""
-    system = Lattice(mu=float(ds.attrs["mu"]), v0=float(ds.attrs["v0"]), gamma=float(ds.attrs["gamma"]),
-                     eps=float(ds.attrs["eps"]), k=float(ds.attrs["k"]), n_side=int(ds.attrs["n_side"]),
-                     spacing=float(ds.attrs["spacing"]))
+    system = make_lattice({k: np.asarray(ds.attrs[k]).item() for k in ("mu", "v0", "gamma", "eps", "k", "n_side", "spacing")})
     exact, n, gamma = LatticeExact(system), system.n_particles, system.gamma
     row: dict[str, Any] = dict(
         n_side=system.n_side, n_particles=n, v0=system.v0, n_snapshots=ds.sizes["sample"], dt=float(ds.attrs["dt"]),

@@ -44,6 +44,7 @@ from activeflow.analysis.diagnostics import invariant_off
 from activeflow.io.cf import LENGTH, ONE, RATE, attrs, flag_attrs
 from activeflow.models.imbalance import ImbalanceScore
 from activeflow.models.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore
+from activeflow.numerics.athermal import snapshot_forces
 from activeflow.numerics.clusters import GAS, INTERIOR, SURFACE, phases
 from activeflow.numerics.precision import full_precision
 from activeflow.physics.mips import MIPS
@@ -96,17 +97,16 @@ def fields_dataset(model: LocalTransformerScore | ImbalanceScore, samples: xr.Da
         raise ValueError(f"the system's box {system.box:g} is not the samples' {float(samples.attrs['box']):g}")
     gamma = system.gamma
     laplacian = jax.jit(lambda x: -system.mu * system.force_divergence(x))
-    force = jax.jit(system.force)
     box, contact = float(samples.attrs["box"]), float(samples.attrs["cluster_contact"])
     a, radius = float(samples.attrs["a"]), local_density.LOCAL_RADIUS  # radius in units of a
     which = snapshot_indices(samples.sizes["sample"], n_snapshots)
     xs, gs = samples.x.values[which], samples.g.values[which]
     search = nearest_search(xs, box, model.n_neighbours)  # sized once for all of them: one compilation
+    forces = snapshot_forces(system, xs) if isinstance(model, ImbalanceScore) else [None] * len(xs)
     out: dict[str, list[np.ndarray]] = {}
     start = time.perf_counter()
-    for done, (x, g) in enumerate(zip(xs, gs), 1):
-        f = particle_fields(model, x, g, box, gamma, search,
-                            force=np.asarray(force(jnp.asarray(x))) if isinstance(model, ImbalanceScore) else None)
+    for done, (x, g, force) in enumerate(zip(xs, gs, forces), 1):
+        f = particle_fields(model, x, g, box, gamma, search, force=None if force is None else np.asarray(force))
         f["mu_laplacian_phi"] = np.asarray(laplacian(jnp.asarray(x)))
         f["phase"] = phases(x, box, contact)
         f["local_phi"], f["towards_neighbours"] = local_density.local_structure(x, box, radius * a, a)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from activeflow.numerics.mips_sampling import make_mips
-from activeflow.physics.lattice import Lattice, make_lattice
+from activeflow.physics.lattice import lattice_side, make_lattice
 from activeflow.physics.systems import AOUPSystem
 
 SYSTEMS = ("mips", "lattice")
@@ -20,18 +20,16 @@ def athermal_system(system: str, parameters: dict[str, Any], force_tolerance: fl
     if system == "mips":
         return make_mips(parameters, dict(force_tolerance=force_tolerance), n_particles, phi)
     if system == "lattice":
-        side = None if n_particles is None else int(round(n_particles**0.5))
-        return make_lattice(parameters, side)
+        return make_lattice(parameters, None if n_particles is None else lattice_side(n_particles))
     raise ValueError(f"system={system!r}; allowed: {list(SYSTEMS)}")
 
 
 def snapshot_forces(system: AOUPSystem, x: np.ndarray) -> jax.Array:
-    """The force on every particle of each snapshot (S, N, d), as float32. The solid's is computed from
-    float64 positions: its bonds are differences of coordinates of order the box, whose float32 round-off,
-    divided by the imbalance width η, would be percent-level noise in the network's inputs."""
-    if isinstance(system, Lattice):
-        with jax.enable_x64(True):
-            force = jax.jit(system.force)
-            return jnp.asarray(np.stack([np.asarray(force(jnp.asarray(s, jnp.float64))) for s in x]), jnp.float32)
-    force = jax.jit(system.force)
-    return jnp.stack([force(s) for s in jnp.asarray(x, jnp.float32)])
+    """The force on every particle of each snapshot (S, N, d), computed in the precision the positions
+    were stored in, returned as float32. The solid is simulated in float64: its bonds are differences of
+    coordinates of order the box, whose float32 round-off, divided by the imbalance width η, would be
+    percent-level noise in the network's inputs."""
+    x = np.asarray(x)
+    with jax.enable_x64(x.dtype == np.float64):
+        force = jax.jit(system.force)
+        return jnp.asarray(np.stack([np.asarray(force(jnp.asarray(s))) for s in x]), jnp.float32)
