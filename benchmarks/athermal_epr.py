@@ -10,10 +10,10 @@ denoising optimum at the noise the loss uses, and what a perfectly learned score
 the Euler chain the simulation runs (and of a Heun step with g averaged over the step, for comparison).
 `prior`: on a MIPS samples file, the truth μ⟨Δ_{x^i}Φ⟩, the harmonic score's Ṡ_tot and its mean squared
 error γE|s − s*|², which score matching measures without knowing s* (E|s*_g|² = μE[ΔΦ]/γ + d per particle).
-`learn`: an experiment, not yet a library option: the local transformer fed g^j + μF^j/v0 (the force
-imbalance) in units of η = √(γ/μk), with s_g = −g + N/η, trained by score matching in g on 16 exact
-samples of the solid and on the MIPS file's snapshots (the last two held out), each evaluated against its
-truth.
+`learn`: the library's imbalance score (`models.imbalance`: the local transformer fed g^j + μF^j/v0 in
+units of η = √(γ/μk), s_g = −g + N/η; with `--contacts`, also each pair's contact term), trained by score
+matching in g on 16 exact samples of the solid and on the MIPS file's snapshots (the last two held out),
+each evaluated against its truth.
 """
 
 import argparse
@@ -26,6 +26,7 @@ import numpy as np
 import optax
 import xarray as xr
 
+from activeflow.models.imbalance import ImbalanceScore, SoftDiskContacts
 from activeflow.models.local_transformer import LocalTransformerScore
 from activeflow.numerics.mips_sampling import make_mips
 from activeflow.physics.athermal import harmonic_score_g
@@ -80,34 +81,23 @@ def prior(path: str) -> None:
           f"{m[1]:.4f} ± {se[1]:.4f} (ratio {m[1] / m[0]:.2f}), gamma*MSE {m[2]:.4f} (that of s_g = -g: {m[0]:.4f})")
 
 
-class ImbalanceScore(eqx.Module):
-    network: LocalTransformerScore
-    eta_in: float = eqx.field(static=True)
-    eta_out: float = eqx.field(static=True)
-
-    def inputs(self, system, x, g):
-        return (g + system.mu * system.force(x) / system.v0) / self.eta_in
-
-    def fields(self, x, u, g, particles, indices, box):
-        """(s_g, ∇_g·s_g) of the particles: s_g = −g + N(u)/η_out, ∂u/∂g = 1/η_in."""
-        value, jac = jax.vmap(lambda i, nb: self.network.particle_divergence(x, u, i, nb, box))(particles, indices)
-        div = -x.shape[-1] + jnp.trace(jac, axis1=-2, axis2=-1) / (self.eta_in * self.eta_out)
-        return -g[particles] + value / self.eta_out, div
-
-
-def learn(system, xs, gs, box, held_out, steps, truth_of, width=32, k=16, lr=1e-3, batch=256, input_scale=1.0,
-          layers=2):
+def learn(system, xs, gs, forces, box, held_out, steps, truths, width=32, k=16, lr=1e-3, batch=256, layers=2,
+          contacts=False):
+    """Score matching in g of the library's imbalance score (`models.imbalance`) on the snapshots but the
+    last `held_out`, evaluated on those against their truths (Ṡ_tot per particle). The forces come from the
+    stored positions in their own precision; the training runs in float32, as the workflow's."""
     eta = (system.gamma / (system.mu * system.k)) ** 0.5
-    model = ImbalanceScore(LocalTransformerScore.build(2, width, layers, 2, 2 * width, 1, k, zero_output=True,
-                                                       key=jax.random.key(0)), eta * input_scale, eta)
-    force = jax.jit(lambda x, g: model.inputs(system, x, g))
-    us = jnp.stack([force(x, g) for x, g in zip(xs, gs)])
+    net = LocalTransformerScore.build(2, width, layers, 2, 2 * width, 1, k, zero_output=True,
+                                      g_features=4 if contacts else None, key=jax.random.key(0))
+    pair = SoftDiskContacts(system.a, system.k, system.beta) if contacts else None
+    model = ImbalanceScore(net, system.mu, system.v0, eta, pair)
+    xs, gs, forces = (jnp.asarray(a, jnp.float32) for a in (xs, gs, forces))
     search = nearest_search(xs, box, k)
     n_train = xs.shape[0] - held_out
 
-    def loss(m, x, g, u, particles):
+    def loss(m, x, g, force, particles):
         indices, _ = k_nearest(search, x, k, particles)
-        s, div = m.fields(x, u, g, particles, indices, box)
+        s, div = m.at(x, g, force, particles, indices, box)
         return system.gamma * jnp.mean(jnp.sum(s**2, -1) + 2 * div)
 
     opt = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(optax.warmup_cosine_decay_schedule(0, lr, 100, steps)))
@@ -118,7 +108,7 @@ def learn(system, xs, gs, box, held_out, steps, truth_of, width=32, k=16, lr=1e-
         ks, kp = jax.random.split(key)
         s = jax.random.randint(ks, (), 0, n_train)
         particles = jax.random.choice(kp, xs.shape[1], (batch,), replace=False)
-        value, grads = eqx.filter_value_and_grad(loss)(m, xs[s], gs[s], us[s], particles)
+        value, grads = eqx.filter_value_and_grad(loss)(m, xs[s], gs[s], forces[s], particles)
         updates, state = opt.update(grads, state, eqx.filter(m, eqx.is_array))
         return eqx.apply_updates(m, updates), state, value
 
@@ -128,9 +118,9 @@ def learn(system, xs, gs, box, held_out, steps, truth_of, width=32, k=16, lr=1e-
     print(f"  {steps} steps in {time.perf_counter() - start:.0f} s, last loss {float(value):.4f} (gamma units)")
     for s in range(n_train, xs.shape[0]):
         indices, _ = k_nearest(search, xs[s], k)
-        s_g, div = model.fields(xs[s], us[s], gs[s], jnp.arange(xs.shape[1]), indices, box)
+        s_g, div = model.score_and_divergence(xs[s], gs[s], indices, box, force=forces[s])
         epr = system.gamma * jnp.sum((gs[s] + s_g) ** 2, -1)
-        truth = float(truth_of(xs[s]))
+        truth = truths[s]
         sm = float(jnp.mean(jnp.sum(s_g**2, -1) + 2 * div))
         print(f"  held-out snapshot {s}: learned {float(epr.mean()):.4f}, truth {truth:.4f} "
               f"(ratio {float(epr.mean()) / truth:.3f}), gamma*MSE {system.gamma * (sm + truth / system.gamma + 2):.4f}")
@@ -140,16 +130,20 @@ def learn(system, xs, gs, box, held_out, steps, truth_of, width=32, k=16, lr=1e-
 def learn_both(path: str, steps: int, **options) -> None:
     solid = Lattice(**SOLID)
     x, g = LatticeExact(solid).sample(np.random.default_rng(0), 18)
+    contacts = options.pop("contacts")
     if not options.pop("mips_only"):
         print("64x64 solid, 16 exact samples, 2 held out:")
-        learn(solid, jnp.asarray(x, jnp.float32), jnp.asarray(g, jnp.float32), solid.box, 2, steps,
-              lambda x: 8.0 * solid.mu * solid.k, **options)
+        forces = np.stack([np.asarray(solid.force(jnp.asarray(a))) for a in x])
+        learn(solid, x, g, forces, solid.box, 2, steps, [8.0 * solid.mu * solid.k] * len(x), **options)
     ds = xr.open_dataset(path).load()
     system = make_mips(MIPS | dict(phi=float(ds.attrs["phi"]), n_particles=int(ds.attrs["n_particles"])),
                        dict(force_tolerance=1e-6))
-    print(f"{path}, 2 held out:")
-    learn(system, jnp.asarray(ds.x.values), jnp.asarray(ds.g.values), float(ds.attrs["box"]), 2, steps,
-          jax.jit(lambda x: -system.mu * jnp.mean(system.force_divergence(x))), **options)
+    print(f"{path} ({ds.x.dtype}), 2 held out{', contact terms' if contacts else ''}:")
+    with jax.enable_x64(ds.x.dtype == np.float64):  # force and truth in the stored precision
+        forces = np.stack([np.asarray(system.force(jnp.asarray(x))) for x in ds.x.values])
+        truths = [float(-system.mu * jnp.mean(system.force_divergence(jnp.asarray(x)))) for x in ds.x.values]
+    learn(system, ds.x.values, ds.g.values, forces, float(ds.attrs["box"]), 2, steps, truths, contacts=contacts,
+          **options)
 
 
 if __name__ == "__main__":
@@ -162,7 +156,7 @@ if __name__ == "__main__":
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--input-scale", type=float, default=1.0, help="inputs in units of this times eta")
+    parser.add_argument("--contacts", action="store_true", help="tokens also carry their contact terms (MIPS)")
     parser.add_argument("--mips-only", action="store_true")
     args = parser.parse_args()
     if args.part == "closed-forms":
@@ -171,4 +165,4 @@ if __name__ == "__main__":
         prior(args.samples)
     else:
         learn_both(args.samples, args.steps, width=args.width, k=args.neighbours, layers=args.layers, batch=args.batch,
-                   lr=args.learning_rate, input_scale=args.input_scale, mips_only=args.mips_only)
+                   lr=args.learning_rate, contacts=args.contacts, mips_only=args.mips_only)

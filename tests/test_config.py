@@ -157,6 +157,8 @@ CASES = [
      lattice(c)["network"].update(n_neighbours=9), ["lattice.network.n_neighbours = 9", "smallest system (N = 9)"]),
     ("lattice-imbalance-with-denoising", lambda c: lattice(c)["training"].update(objective="denoising"),
      ["lattice.network.inputs = 'force_imbalance'", "lattice.training.objective: score_matching"]),
+    ("lattice-contact-terms", lambda c: lattice(c)["network"].update(inputs="force_imbalance_contacts"),
+     ["lattice.network.inputs = 'force_imbalance_contacts'", "soft disks of mips", "force_imbalance"]),
     ("lattice-too-many-neighbours", lambda c: lattice(c)["network"].update(n_neighbours=64),
      ["lattice.network.n_neighbours = 64", "1 to 63"]),
     ("lattice-experiment-name", lambda c: c["experiments"].update(lattice=c["experiments"]["ring"]),

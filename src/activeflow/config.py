@@ -454,16 +454,20 @@ def _local_score(section: str, m: dict[str, Any], smallest: int, n_train: int) -
     if train["batch_size"] > n_train:
         yield problem(f"{section}.training.batch_size", train["batch_size"], "more than the particles of a snapshot",
                       f"1 to {n_train}")
-    if net.get("inputs", "g") == "force_imbalance":
+    inputs = net.get("inputs", "g")
+    if inputs in ("force_imbalance", "force_imbalance_contacts"):
         if train.get("objective", "denoising") != "score_matching":
-            yield problem(f"{section}.network.inputs", "force_imbalance", "needs the clean force: noise on x would "
+            yield problem(f"{section}.network.inputs", inputs, "needs the clean force: noise on x would "
                           "move it", f"{section}.training.objective: score_matching (or inputs: g)")
         if not net["boltzmann_shift"]:
-            yield problem(f"{section}.network.inputs", "force_imbalance", "learns the correction to s_g = −g",
+            yield problem(f"{section}.network.inputs", inputs, "learns the correction to s_g = −g",
                           f"{section}.network.boltzmann_shift: true")
         if p["v0"] <= 0:
-            yield problem(f"{section}.network.inputs", "force_imbalance", "the imbalance is g + mu F/v0",
+            yield problem(f"{section}.network.inputs", inputs, "the imbalance is g + mu F/v0",
                           f"{section}.parameters.v0 > 0")
+    if inputs == "force_imbalance_contacts" and section != "mips":
+        yield problem(f"{section}.network.inputs", inputs, "the contact terms need a pair force of the distance "
+                      "(the soft disks of mips)", "force_imbalance")
     if train["warmup_steps"] >= train["steps"]:
         yield problem(f"{section}.training.warmup_steps", train["warmup_steps"],
                       f"not below training.steps = {train['steps']}", f"0 to {train['steps'] - 1}")

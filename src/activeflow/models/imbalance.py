@@ -13,6 +13,14 @@ with score matching in g (`training.denoising`, objective "score_matching").
 
 F is the system's force on each particle of the snapshot, computed by the caller (the same trained model
 serves snapshots of any N and φ, each with its own box).
+
+With `contacts` (soft disks only), each token j also carries its contact term c^j = J_ij(u^i − u^j)/k,
+J_ij = ∂f/∂r the pair force's Jacobian at r = x^i − x^j, and the centre carries their sum, which is row i
+of −(H u)/k (H = ∇²Φ, the pairs beyond the K nearest neglected, where f is below the simulation's force
+tolerance for any K covering the cut-off). If the lag b_x relaxed along every contact as in a harmonic
+solid, the score would be −(H/k)u/η up to O(η) (the active solid's closed form): the input then carries the
+sharp part of the answer, and the network learns where the particles depart from it (collisions, soft
+modes). The terms depend on u^i in every token, so the divergence differentiates all of them.
 """
 
 import equinox as eqx
@@ -22,24 +30,52 @@ from jaxtyping import Array, Float, Int
 
 from activeflow.chunking import map_blocks
 from activeflow.models.local_transformer import DIVERGENCE_CHUNK, LocalTransformerScore
+from activeflow.physics.forces import soft_disk_force_scale
 
 Snapshot = Float[Array, "N d"]
 Indices = Int[Array, "n K"]
 
 
+class SoftDiskContacts(eqx.Module):
+    """The contact terms of the soft disks (95): pair Jacobians of the force applied to the imbalance."""
+
+    a: float = eqx.field(static=True)
+    k: float = eqx.field(static=True)
+    beta: float = eqx.field(static=True)
+
+    def pair_force(self, r: Float[Array, " d"]) -> Float[Array, " d"]:
+        """Force on i from j at r = x^i − x^j (no cut-off: the terms are smooth and tiny beyond 2a)."""
+        r2 = jnp.sum(r**2)
+        distance = jnp.sqrt(jnp.where(r2 > 0, r2, 1.0))  # finite derivatives at r = 0
+        return soft_disk_force_scale(distance, self.a, self.k, self.beta) * r
+
+    def terms(self, dx: Float[Array, "T d"], u: Float[Array, "T d"]) -> Float[Array, "T d"]:
+        """Rows j ≥ 1: J(x^i − x^j)(u^i − u^j)/k of the tokens (dx: displacements from the centre, row 0
+        the centre); row 0: their sum, −(H u)^i/k over the tokens."""
+        pair = jax.vmap(lambda r, du: jax.jvp(self.pair_force, (r,), (du,))[1])(-dx[1:], u[0] - u[1:]) / self.k
+        return jnp.concatenate([pair.sum(0)[None], pair])
+
+
 class ImbalanceScore(eqx.Module):
-    """s_g = −g + N(x, u)/η with u = (g + μF/v0)/η; `network` is a local transformer without shift."""
+    """s_g = −g + N(x, u)/η with u = (g + μF/v0)/η; `network` is a local transformer without shift, whose
+    token inputs are u, or u and the contact terms with `contacts`."""
 
     network: LocalTransformerScore
     mu: float = eqx.field(static=True)
     v0: float = eqx.field(static=True)
     eta: float = eqx.field(static=True)
+    contacts: SoftDiskContacts | None = None
 
     def __check_init__(self):
         if self.network.shift:
             raise ValueError("the imbalance score adds −g itself: its network must have shift=False")
         if not (self.v0 > 0 and self.eta > 0):
             raise ValueError(f"need v0 > 0 and eta > 0; got v0={self.v0}, eta={self.eta}")
+        features = self.network.network.embed_g.in_size
+        want = 2 * self.network.dim if self.contacts is not None else self.network.dim
+        if features != want:
+            raise ValueError(f"the network takes {features} inputs per token besides the displacement; this score "
+                             f"feeds {want} ({'u and the contact terms' if self.contacts else 'u'})")
 
     @property
     def n_neighbours(self) -> int:
@@ -50,9 +86,24 @@ class ImbalanceScore(eqx.Module):
         return (g + self.mu * force / self.v0) / self.eta
 
     def _fields(self, x, g, u, particle, neighbours, box):
-        value, jac = self.network.particle_divergence(x, u, particle, neighbours, box)
+        if self.contacts is None:
+            value, jac = self.network.particle_divergence(x, u, particle, neighbours, box)
+        else:
+            value, jac = self._contact_divergence(x, u, particle, neighbours, box)
         div = -x.shape[-1] + jnp.trace(jac) / self.eta**2
         return -g[particle] + value / self.eta, div
+
+    def _contact_divergence(self, x, u, particle, neighbours, box):
+        """N^i and ∂N^i/∂u^i with the contact terms, which carry u^i into every token."""
+        dx, ut = self.network.tokens(x, u, particle, neighbours, box)
+
+        def output(u_centre):
+            tokens = ut.at[0].set(u_centre)
+            return self.network.centre(dx, jnp.concatenate([tokens, self.contacts.terms(dx, tokens)], -1))[1]
+
+        basis = jnp.eye(self.network.dim, dtype=u.dtype)
+        value, columns = jax.vmap(lambda e: jax.jvp(output, (ut[0],), (e,)), out_axes=(None, 0))(basis)
+        return value, columns.T
 
     def at(self, x: Snapshot, g: Snapshot, force: Snapshot, particles: Int[Array, " n"], neighbours: Indices,
            box: float | None) -> tuple[Float[Array, "n d"], Float[Array, " n"]]:

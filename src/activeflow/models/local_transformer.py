@@ -149,11 +149,13 @@ class LocalTransformerScore(eqx.Module):
         n_neighbours: int,
         zero_output: bool = False,
         shift: bool = False,
+        g_features: int | None = None,
         *,
         key: PRNGKeyArray,
     ) -> "LocalTransformerScore":
         """Fresh weights, with the hyperparameters of `TransformerScore` plus K."""
-        net = TransformerScore(dim, embed_dim, n_layers, n_heads, mlp_width, mlp_depth, zero_output, key=key)
+        net = TransformerScore(dim, embed_dim, n_layers, n_heads, mlp_width, mlp_depth, zero_output, g_features,
+                               key=key)
         return cls(net, n_neighbours, shift)
 
     @property
@@ -163,18 +165,18 @@ class LocalTransformerScore(eqx.Module):
     # ---- one particle -------------------------------------------------------------------------------
 
     def centre(
-        self, dx: Float[Array, "T d"], g: Float[Array, "T d"]
+        self, dx: Float[Array, "T d"], g: Float[Array, "T f"]
     ) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
         """(s_x, s_g) of the centre from its T = K + 1 tokens: displacements from the centre (row 0 is
-        the centre itself, displacement 0) and g (row 0 is the centre's). Unused outputs cost nothing
-        under JIT (XLA drops them)."""
+        the centre itself, displacement 0) and g (row 0 is the centre's; f = d unless the network was built
+        with more g-side inputs per token). Unused outputs cost nothing under JIT (XLA drops them)."""
         h = self.network.embed(dx, g, row_major=True)
         if len(self.network.layers) > 1:
             h = self.network.layers[0](h, row_major=True)
         return self._decode_after_first_layer(h, g[0])
 
     def _decode_after_first_layer(
-        self, h: Float[Array, "T d_e"], g_centre: Float[Array, " d"]
+        self, h: Float[Array, "T d_e"], g_centre: Float[Array, " f"]
     ) -> tuple[Float[Array, " d"], Float[Array, " d"]]:
         """The layers after the first (the last one for the centre's row only) and the decoders; with a
         single layer, h is the embedding and that layer is the centre-only one."""

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray
 
 from activeflow.models.features import GatedFeatureNet, LinearFeatureScore, PairFeatures, fit_linear_features
-from activeflow.models.imbalance import ImbalanceScore
+from activeflow.models.imbalance import ImbalanceScore, SoftDiskContacts
 from activeflow.models.local_transformer import LocalTransformerScore
 from activeflow.models.mlp import MLPScore
 from activeflow.models.score_model import ScoreModel
@@ -25,8 +25,10 @@ NETWORKS: dict[str, type[eqx.Module]] = {"mlp": MLPScore, "transformer": Transfo
                                          "gated_features": GatedFeatureNet}
 # The MIPS score's network keys (the local transformer of s_g only).
 LOCAL_NETWORK_KEYS = ("embed_dim", "n_layers", "n_heads", "mlp_width", "mlp_depth", "n_neighbours")
-# What the MIPS network is fed besides the displacements: g itself, or the force imbalance (`imbalance`).
-MIPS_INPUTS = ("g", "force_imbalance")
+# What the MIPS network is fed besides the displacements: g itself, or the force imbalance (`imbalance`),
+# alone or with the soft disks' contact terms.
+MIPS_INPUTS = ("g", "force_imbalance", "force_imbalance_contacts")
+IMBALANCE_INPUTS = ("force_imbalance", "force_imbalance_contacts")
 # Systems whose s_g alone is learned by the local transformer (ε = 0 allowed): MIPS and the active solid.
 LOCAL_SCORE_SYSTEMS = ("mips", "lattice")
 
@@ -92,12 +94,17 @@ def model_spec(system_kind: str, parameters: dict[str, Any], network: dict[str, 
         hyper = {k: int(network[k]) for k in LOCAL_NETWORK_KEYS} | dict(
             dim=2, shift=bool(network["boltzmann_shift"]), zero_output=bool(network["boltzmann_shift"])
         )
-        if inputs == "force_imbalance":
+        if inputs in IMBALANCE_INPUTS:
             if not network["boltzmann_shift"]:
-                raise ValueError("network.inputs 'force_imbalance' learns the correction to s_g = −g: it needs "
+                raise ValueError(f"network.inputs {inputs!r} learns the correction to s_g = −g: it needs "
                                  "boltzmann_shift: true")
             hyper |= dict(shift=False, inputs=inputs, mu=float(parameters["mu"]), v0=float(parameters["v0"]),
                           eta=imbalance_width(parameters))
+        if inputs == "force_imbalance_contacts":
+            if system_kind != "mips":
+                raise ValueError("network.inputs 'force_imbalance_contacts' needs a pair force of the distance "
+                                 f"(the soft disks, system 'mips'), not {system_kind!r}")
+            hyper |= dict(g_features=4, contacts={k: float(parameters[k]) for k in ("a", "k", "beta")})
         return dict(system=system_kind, parameters=parameters, network=network, hyperparameters=hyper)
     system = make_system(system_kind, parameters)
     return dict(
@@ -113,9 +120,11 @@ def build_model(spec: dict[str, Any], key: jax.Array | None) -> eqx.Module:
     key = jax.random.key(0) if key is None else key
     if spec["system"] in LOCAL_SCORE_SYSTEMS:
         hyper = dict(spec["hyperparameters"])
-        if hyper.pop("inputs", "g") == "force_imbalance":
+        if hyper.pop("inputs", "g") in IMBALANCE_INPUTS:
             mu, v0, eta = hyper.pop("mu"), hyper.pop("v0"), hyper.pop("eta")
-            return ImbalanceScore(LocalTransformerScore.build(**hyper, key=key), mu, v0, eta)
+            contacts = hyper.pop("contacts", None)
+            contacts = None if contacts is None else SoftDiskContacts(**contacts)
+            return ImbalanceScore(LocalTransformerScore.build(**hyper, key=key), mu, v0, eta, contacts)
         return LocalTransformerScore.build(**hyper, key=key)
     system = make_system(spec["system"], spec["parameters"])
     prior_config = spec["network"].get("prior")

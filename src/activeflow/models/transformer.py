@@ -145,6 +145,7 @@ class TransformerScore(eqx.Module):
         mlp_width: int,
         mlp_depth: int,
         zero_output: bool = False,
+        g_features: int | None = None,
         *,
         key: PRNGKeyArray,
     ):
@@ -154,7 +155,8 @@ class TransformerScore(eqx.Module):
         kx, kg, kdx, kdg, *klayers = jax.random.split(key, 4 + n_layers)
         mlp = dict(width_size=mlp_width, depth=mlp_depth, activation=jax.nn.gelu)
         self.embed_x = eqx.nn.MLP(dim, embed_dim // 2, **mlp, key=kx)
-        self.embed_g = eqx.nn.MLP(dim, embed_dim // 2, **mlp, key=kg)
+        # g_features: a token's second input may carry more than g (`imbalance`: g-like inputs and contact terms).
+        self.embed_g = eqx.nn.MLP(g_features or dim, embed_dim // 2, **mlp, key=kg)
         self.layers = tuple(EncoderLayer(embed_dim, n_heads, mlp_width, key=k) for k in klayers)
         self.decode_x = eqx.nn.MLP(embed_dim, dim, **mlp, key=kdx)
         self.decode_g = eqx.nn.MLP(embed_dim, dim, **mlp, key=kdg)
@@ -163,8 +165,8 @@ class TransformerScore(eqx.Module):
             # from the equilibrium score exactly (the exact answer at v0 = 0), not from a random one.
             self.decode_x, self.decode_g = _zero_last_layer(self.decode_x), _zero_last_layer(self.decode_g)
 
-    def embed(self, x: Snapshot, g: Snapshot, *, row_major: bool = False) -> Tokens:
-        """The token matrix X of (92): rows (φ_x(x^i), φ_g(g^i))."""
+    def embed(self, x: Snapshot, g: Float[Array, "N f"], *, row_major: bool = False) -> Tokens:
+        """The token matrix X of (92): rows (φ_x(x^i), φ_g(g^i)) (g^i: f = d inputs unless built with more)."""
         return jnp.concatenate([per_token(self.embed_x, x, row_major), per_token(self.embed_g, g, row_major)], axis=-1)
 
     def __call__(self, x: Snapshot, g: Snapshot) -> tuple[Snapshot, Snapshot]:
