@@ -105,6 +105,7 @@ class ImbalanceScore(eqx.Module):
         value, columns = jax.vmap(lambda e: jax.jvp(output, (ut[0],), (e,)), out_axes=(None, 0))(basis)
         return value, columns.T
 
+    @eqx.filter_jit
     def at(self, x: Snapshot, g: Snapshot, force: Snapshot, particles: Int[Array, " n"], neighbours: Indices,
            box: float | None) -> tuple[Float[Array, "n d"], Float[Array, " n"]]:
         """(s_g^i, ∇_{g^i}·s_g^i) of the listed particles, unchunked (a training batch)."""
