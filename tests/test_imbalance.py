@@ -83,9 +83,9 @@ def test_spec_builds_it_and_fields_need_the_force():
 
 
 def test_score_matching_learns_the_exact_epr_of_the_active_solid():
-    """16×16 solid, 64 exact snapshots: 600 steps (batch 128) of score matching in g take Ṡ_tot per particle from 0
-    (s_g = −g) to within 20 % of the exact score's on 4 held-out snapshots (−15 % seen; the exact score
-    gives 8.3 there, the closed form 8); the paper's denoising loss at σ = 0.01 has its optimum at 4·10⁻⁴
+    """16×16 solid, 64 exact snapshots: 600 steps (batch 128) of score matching in g take Ṡ_tot per
+    particle from 0 (s_g = −g) to within 20 % of the exact score's on 4 held-out snapshots (−15 % seen; the
+    exact score gives 8.3 there, the closed form 8); the paper's denoising loss at σ = 0.01 has its optimum at 4·10⁻⁴
     (`smoothed_epr_g`). In float32, as the workflow trains."""
     system, x, g, force = solid_samples(16, 68, 3)
     held_out = range(64, 68)
