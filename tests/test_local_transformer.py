@@ -361,7 +361,7 @@ def test_score_matching_in_g_learns_the_clean_score_of_independent_particles(rng
     net = LocalTransformerScore.build(dim=2, embed_dim=16, n_layers=1, n_heads=2, mlp_width=32, mlp_depth=1,
                                       n_neighbours=k, zero_output=True, shift=True, key=jax.random.key(0))
     search = nearest_search(xs, box, k, margin=1.5)
-    value, complete = score_matching_g_loss(net, search, box, xs[0], gs[0], jnp.arange(n))
+    value, complete = eqx.filter_jit(score_matching_g_loss)(net, search, box, xs[0], gs[0], jnp.arange(n))
     assert bool(jnp.all(complete))
     np.testing.assert_allclose(float(value), float(jnp.mean(jnp.sum(gs[0] ** 2, -1))) - 4, rtol=1e-6)
     trained, history = fit_denoising(net, xs, gs, box, key=jax.random.key(1), sigma=0.5, steps=400, batch_size=n,
