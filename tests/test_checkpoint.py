@@ -1,14 +1,17 @@
-"""Checkpoint and resume: a training run killed with SIGKILL and restarted ends bitwise identical to an
-uninterrupted one; checkpoints of other inputs are not resumed; a divergence keeps the last good one.
+"""Checkpoint and resume: a training run killed with SIGKILL, or stopped by SIGTERM between checkpoints
+(which saves its state at that step), and restarted ends bitwise identical to an uninterrupted one; checkpoints of other inputs are not resumed; a divergence keeps the last good one.
 
 Training runs that are compared bit for bit run in subprocesses (float32, as the workflow; the test
 process has float64 enabled)."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import jax
@@ -91,13 +94,34 @@ def test_killed_training_resumes_bitwise_identical(tmp_path):
 
     resumed = finish(start(killed_args))
     assert f"resuming from checkpoint {ckpt} at step {step} of 600" in resumed, resumed
+
+    # SIGTERM (SLURM's preemption and time-limit signal) between checkpoints: the step in progress
+    # finishes, the state is saved at that step, one line says so, and the exit status is 1
+    termed_args = run_args(tmp_path, "termed")
+    proc = start(termed_args)
+    for line in proc.stderr:  # after the logged row of step 50, between the checkpoints at 30 and 60
+        if "step 50/600" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    err = finish(proc)
+    termed_ckpt = Path(termed_args["checkpoint_path"])
+    stopped = re.search(rf"training stopped by SIGTERM at step (\d+) of 600; its state is saved in "
+                        rf"{re.escape(str(termed_ckpt))}: rerun to resume from step (\d+); no model is written", err)
+    assert proc.returncode == 1 and stopped and stopped[1] == stopped[2], err
+    assert "Traceback" not in err
+    assert checkpoint.read_header(termed_ckpt)["step"] == int(stopped[1]) >= 50
+    assert not Path(termed_args["model_path"]).exists()
+    resumed = finish(start(termed_args))
+    assert f"resuming from checkpoint {termed_ckpt} at step {stopped[1]} of 600" in resumed, resumed
+
     assert "wrote" in finish(whole)
-    a, b = Path(tmp_path / "whole.eqx").read_bytes(), Path(killed_args["model_path"]).read_bytes()
-    assert a == b  # bitwise identical weights
-    ha, hb = pd.read_csv(tmp_path / "whole.csv"), pd.read_csv(killed_args["csv_path"])
-    pd.testing.assert_frame_equal(ha.drop(columns="seconds"), hb.drop(columns="seconds"))  # columns in order
-    assert list(hb.step) == list(range(50, 601, 50))
-    assert not ckpt.exists()  # removed once the model is saved
+    for args in (killed_args, termed_args):
+        a, b = Path(tmp_path / "whole.eqx").read_bytes(), Path(args["model_path"]).read_bytes()
+        assert a == b  # bitwise identical weights
+        ha, hb = pd.read_csv(tmp_path / "whole.csv"), pd.read_csv(args["csv_path"])
+        pd.testing.assert_frame_equal(ha.drop(columns="seconds"), hb.drop(columns="seconds"))  # columns in order
+        assert list(hb.step) == list(range(50, 601, 50))
+        assert not Path(args["checkpoint_path"]).exists()  # removed once the model is saved
 
 
 def test_divergence_keeps_the_last_good_checkpoint_and_writes_no_model(tmp_path):
@@ -159,3 +183,18 @@ def test_truncated_checkpoint_is_ignored_with_a_message(tmp_path, caplog):
     path.write_bytes(b"garbage")
     with pytest.raises(InputFileError, match="not an activeflow checkpoint"):
         checkpoint.read_header(path)
+
+
+def test_stop_requests_remember_sigterm_and_sigint_and_restore_the_handlers():
+    from activeflow.training.trainer import StopRequests
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be set in the main thread")
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for sig in before:
+        with StopRequests() as stop:
+            assert stop.signal is None
+            os.kill(os.getpid(), sig)  # handled by the next bytecode boundary of the main thread
+            time.sleep(0.01)
+            assert stop.signal == sig
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -560,6 +560,7 @@ def test_slurm_submits_gpu_jobs_side_by_side_despite_a_local_gpu_limit(finished_
     for call in calls:
         assert f"-p {SLURM_PLACEHOLDERS['gpu']}" in call and "--gpus=1" in call and f"-A {SLURM_PLACEHOLDERS['account']}" in call
         assert re.search(r"-t \d+", call) and re.search(r"--mem \d+", call) and "--cpus-per-task=" in call
+        assert "--signal=TERM@120" in call, call  # training saves its state ahead of the time limit
 
 
 @pytest.mark.workflow

@@ -20,3 +20,7 @@ class MissingFileError(InputFileError, FileNotFoundError):
 
 class TrainingDiverged(ActiveflowError, RuntimeError):
     """A loss term or the gradient became non-finite."""
+
+
+class Preempted(ActiveflowError, RuntimeError):
+    """Training was asked to stop (SIGTERM, SIGINT) and saved its state; a rerun resumes from it."""

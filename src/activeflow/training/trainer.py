@@ -15,13 +15,17 @@ checkpoint is ever written after it.
 Restartable: every `checkpoint_every` steps the whole state (weights, optimiser state, EMA, the batch
 source's state, the history so far) is written atomically; a later fit with the same fingerprint resumes
 from it, and each step's randomness depends only on the step, so the result is bitwise the uninterrupted
-one.
+one. SIGTERM (what SLURM sends at preemption and ahead of the time limit) and SIGINT are caught while
+training: the current step finishes, the state is checkpointed at that step, and `Preempted` is raised, so
+no work since the last periodic checkpoint is lost.
 """
 
 import functools
 import hashlib
 import json
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +38,7 @@ import numpy as np
 import optax
 import pandas as pd
 
-from activeflow.errors import InputFileError, TrainingDiverged
+from activeflow.errors import InputFileError, Preempted, TrainingDiverged
 from activeflow.training import checkpoint
 
 log = logging.getLogger(__name__)
@@ -172,6 +176,30 @@ def _split(aux: Any) -> tuple[Terms, Any]:  # Any: a ShapeDtypeStruct under eval
     return aux, jnp.asarray(0, jnp.int32)
 
 
+class StopRequests:
+    """SIGTERM and SIGINT while inside the block are remembered (`signal`) instead of ending the process;
+    the previous handlers come back on exit. Signal handlers can be set from the main thread only: elsewhere
+    (a notebook's worker thread) the signals keep their usual effect."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signal: signal.Signals | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _remember(self, signum: int, frame: Any) -> None:
+        self.signal = signal.Signals(signum)
+
+    def __enter__(self) -> "StopRequests":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._remember) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
 class Trainer:
     """Trains a model on a loss; see the module docstring.
 
@@ -256,32 +284,48 @@ class Trainer:
             log.info("resuming from checkpoint %s at step %d of %d", self.path, first, self.steps)
         model, opt_state, ema, data = state["model"], state["opt_state"], state["ema"], state["data"]
         health, start = None, time.perf_counter()
-        for step in range(first, self.steps):
-            data, batch = batches.batch(data, step)
-            if health is None:
-                health = initial_health(self.loss, model, batch)
-            model, opt_state, ema, total, terms, grad_norm, health = step_fn(
-                model, opt_state, ema, jnp.asarray(step, jnp.float32), batch, health
-            )
-            done = step + 1
-            logging_step = done % self.log_every == 0 or done == self.steps
-            checkpoint_step = self.path is not None and done % self.checkpoint_every == 0 and done < self.steps
-            if logging_step or checkpoint_step:
-                self._check(health, checkpointed)
-            if logging_step:
-                rows.append(self._row(done, total, terms, grad_norm, before + time.perf_counter() - start, first, start))
-                if self.monitor is not None:
-                    self.monitor(eqx.combine(ema, model), done)
-            if checkpoint_step:
-                header = dict(fingerprint=self.digest, step=done, history=rows, columns=list(rows[0]) if rows else [],
-                              seconds=before + time.perf_counter() - start,
-                              monitor=self.monitor.rows if self.monitor is not None else [])
-                checkpoint.save(self.path, header, dict(model=model, opt_state=opt_state, ema=ema, data=data))
-                checkpointed = done
-                log.info("checkpoint at step %d written to %s", done, self.path)
+
+        def save(done: int) -> None:
+            header = dict(fingerprint=self.digest, step=done, history=rows, columns=list(rows[0]) if rows else [],
+                          seconds=before + time.perf_counter() - start,
+                          monitor=self.monitor.rows if self.monitor is not None else [])
+            checkpoint.save(self.path, header, dict(model=model, opt_state=opt_state, ema=ema, data=data))
+            log.info("checkpoint at step %d written to %s", done, self.path)
+
+        with StopRequests() as stop:
+            for step in range(first, self.steps):
+                data, batch = batches.batch(data, step)
+                if health is None:
+                    health = initial_health(self.loss, model, batch)
+                model, opt_state, ema, total, terms, grad_norm, health = step_fn(
+                    model, opt_state, ema, jnp.asarray(step, jnp.float32), batch, health
+                )
+                done = step + 1
+                logging_step = done % self.log_every == 0 or done == self.steps
+                checkpoint_step = self.path is not None and done % self.checkpoint_every == 0 and done < self.steps
+                stopping = stop.signal is not None and done < self.steps
+                if logging_step or checkpoint_step or stopping:
+                    self._check(health, checkpointed)
+                if logging_step:
+                    rows.append(self._row(done, total, terms, grad_norm, before + time.perf_counter() - start, first,
+                                          start))
+                    if self.monitor is not None:
+                        self.monitor(eqx.combine(ema, model), done)
+                if checkpoint_step or (stopping and self.path is not None and checkpointed != done):
+                    save(done)
+                    checkpointed = done
+                if stopping:
+                    raise Preempted(self._preempted(stop.signal, done))
         if health is not None:
             self._check(health, checkpointed)
         return eqx.combine(ema, model), pd.DataFrame(rows)
+
+    def _preempted(self, sig: signal.Signals, done: int) -> str:
+        if self.path is None:
+            return f"training stopped by {sig.name} at step {done} of {self.steps}; no checkpoint is configured, " \
+                   f"so a rerun starts from step 0; {self.no_output}"
+        return f"training stopped by {sig.name} at step {done} of {self.steps}; its state is saved in {self.path}: " \
+               f"rerun to resume from step {done}; {self.no_output}"
 
     def _row(self, done: int, total: jax.Array, terms: Terms, grad_norm: jax.Array, seconds: float,
              first: int, start: float) -> dict[str, Any]:
