@@ -1,5 +1,6 @@
 """Files: model round trip, provenance, atomic writes, clear errors for missing or corrupt inputs."""
 
+import errno
 import json
 import signal
 import subprocess
@@ -64,6 +65,53 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _hdf_error(*args, **kwargs):  # what netCDF4 raises when HDF5 cannot write (disk full)
+    raise RuntimeError("NetCDF: HDF error")
+
+
+@pytest.mark.parametrize("what", ["csv", "netcdf", "figure"])
+def test_a_failed_write_is_one_line_naming_the_output_and_leaves_nothing(tmp_path, monkeypatch, caplog, what):
+    """Disk full, simulated where each writer writes (pandas, netCDF4, matplotlib): the stage ends with one
+    logged line (output, cause, free space) and exit status 1, and no file or partial file is left."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    target = tmp_path / f"out.{dict(csv='csv', netcdf='nc', figure='png')[what]}"
+    if what == "csv":
+        monkeypatch.setattr(pd.DataFrame, "to_csv", _disk_full)
+        write = lambda: io.write_csv(pd.DataFrame(dict(a=[1.0])), target)  # noqa: E731
+        cause = "No space left on device (ENOSPC)"
+    elif what == "netcdf":
+        monkeypatch.setattr(xr.Dataset, "to_netcdf", _hdf_error)
+        ds = xr.Dataset(dict(a=("x", np.zeros(3), dict(long_name="a", units="1"))))
+        write = lambda: io.write_netcdf(ds, target, dict(stage="test"))  # noqa: E731
+        cause = "NetCDF: HDF error"
+    else:
+        fig = plt.figure()
+        monkeypatch.setattr(fig, "savefig", _disk_full)
+        write = lambda: io.save_figure(fig, target)  # noqa: E731
+        cause = "No space left on device (ENOSPC)"
+    with caplog.at_level("ERROR", logger="activeflow"), pytest.raises(SystemExit) as exit_:
+        logs.run_stage(write)
+    assert exit_.value.code == 1
+    message = caplog.records[-1].getMessage()
+    assert message.startswith(f"could not write {target}: {cause}; ") and "MB free on its file system" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_that_is_not_a_write_failure_keeps_its_type(tmp_path):
+    with pytest.raises(RuntimeError, match="a bug"):
+        with io.atomic_path(tmp_path / "out.csv"):
+            raise RuntimeError("a bug")
     assert list(tmp_path.iterdir()) == []
 
 

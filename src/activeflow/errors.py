@@ -24,3 +24,7 @@ class TrainingDiverged(ActiveflowError, RuntimeError):
 
 class Preempted(ActiveflowError, RuntimeError):
     """Training was asked to stop (SIGTERM, SIGINT) and saved its state; a rerun resumes from it."""
+
+
+class OutputWriteError(ActiveflowError, OSError):
+    """An output could not be written (disk full, quota, permissions); nothing was left under its name."""

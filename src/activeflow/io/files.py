@@ -1,11 +1,15 @@
 """Files written atomically (to a hidden temporary name in the same folder, then renamed, after an
-fsync), so that a killed job leaves no plausible output; and the provenance every output carries."""
+fsync), so that a killed job leaves no plausible output; a write that fails (disk full, quota,
+permissions) is one error naming the output, the cause and the free space, with nothing left behind; and
+the provenance every output carries."""
 
 import contextlib
 import datetime
+import errno
 import glob
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from activeflow.errors import ActiveflowError, OutputWriteError
 
 PACKAGES = ("activeflow", "jax", "jaxlib", "equinox", "optax", "numpy", "xarray", "netCDF4")
 
@@ -35,17 +41,43 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     prefix = f".{path.name}.partial-"
     for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"):
         stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
         yield tmp
         with open(tmp, "rb") as f:  # on disk before the rename, so a crash cannot leave an empty file
             os.fsync(f.fileno())
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, ActiveflowError) or not _is_write_failure(err):
+            raise
+        raise OutputWriteError(write_failure(path, err)) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _is_write_failure(err: Exception) -> bool:
+    # netCDF4 reports a failed HDF5 write (e.g. ENOSPC) as RuntimeError("NetCDF: HDF error")
+    return isinstance(err, OSError) or "NetCDF" in str(err) or "HDF" in str(err)
+
+
+def write_failure(path: Path, err: Exception) -> str:
+    """One line: the output, the cause (with its errno name) and the free space of its file system."""
+    if isinstance(err, OSError) and err.errno is not None:
+        cause = f"{err.strerror or err} ({errno.errorcode.get(err.errno, err.errno)})"
+    else:
+        cause = str(err)
+    try:
+        left = shutil.disk_usage(path.parent).free
+        # a library may name another cause when the disk is full (netCDF4: "Permission denied")
+        free = f"{left / 1e6:.1f} MB free on its file system" + (" (it is full)" if left < 1e6 else "")
+    except OSError:
+        free = "free space unknown"
+    return f"could not write {path}: {cause}; {free}; nothing was left under that name"
 
 
 def git_revision() -> str:
