@@ -78,7 +78,7 @@ CASES = [
     ("ema-decay-one", lambda c: ring(c)["training"].update(ema_decay=1.0),
      ["experiments.ring.training.ema_decay = 1.0", "0 ≤ number < 1"]),
     ("too-few-replicas", lambda c: ring(c)["simulation"].update(n_replicas=1),
-     ["experiments.ring.simulation.n_replicas = 1", "integer ≥ 2"]),
+     ["experiments.ring.simulation.n_replicas = 1", "2 ≤ integer ≤ 100000000"]),
     ("dpi-range", lambda c: c["figures"].update(dpi=5000), ["figures.dpi = 5000", "30 ≤ integer ≤ 1200"]),
     ("negative-seed", lambda c: c.update(seed=-1), ["seed = -1", "integer ≥ 0"]),
     ("missing-key", lambda c: ring(c)["training"].pop("lambda_fpe"),
@@ -150,6 +150,12 @@ CASES = [
      ["experiments.linear.parameters.v0[1] = nan: not a finite number"]),
     ("minus-inf-transfer-phi", lambda c: mips(c)["transfer"].update(phi=[0.3, float("-inf")]),
      ["mips.transfer.phi[1] = -inf: not a finite number"]),
+    ("absurd-step-count", lambda c: ring(c)["training"].update(steps=10**12),
+     ["experiments.ring.training.steps = 1000000000000", "allowed: 1 ≤ integer ≤ 100000000"]),
+    ("absurd-burn-in", lambda c: ring(c)["simulation"].update(t_burn_in=1e12),
+     ["experiments.ring.simulation.t_burn_in = 1000000000000.0", "steps of simulation.dt", "more than 1e+09"]),
+    ("absurd-mips-equilibration", lambda c: mips(c)["simulation"].update(t_equilibrate=1e300),
+     ["mips.simulation.t_equilibrate = 1e+300", "more than 1e+09"]),
     # the active solid: its own checks, and the local score's shared with MIPS
     ("lattice-dt-stiff", lambda c: lattice(c)["simulation"].update(dt=0.2),
      ["lattice.simulation.dt = 0.2", "stiffest rate 8·mu·k", "dt ≤ 0.125"]),
@@ -273,4 +279,17 @@ def test_a_new_system_can_register_its_checks(monkeypatch):
             yield afconfig.problem(f"experiments.{name}.parameters.v0", exp["parameters"]["v0"], "too fast", "≤ 0.2")
 
     with pytest.raises(ConfigError, match=r"experiments.ring.parameters.v0 = 0.25: too fast; allowed: ≤ 0.2"):
+        afconfig.validate(copy.deepcopy(BASE), SCHEMA)
+
+
+def test_a_check_that_cannot_compute_names_where_instead_of_a_traceback(monkeypatch):
+    monkeypatch.setattr(afconfig, "_EXPERIMENT_CHECKS", list(afconfig._EXPERIMENT_CHECKS))
+
+    @afconfig.experiment_check("ring")
+    def _overflowing(name, exp, cfg):
+        yield from ()
+        raise OverflowError("cannot convert float infinity to integer")
+
+    with pytest.raises(ConfigError, match=r"experiments.ring: values that overflowing cannot be checked with "
+                                          r"\(OverflowError: cannot convert float infinity to integer\)"):
         afconfig.validate(copy.deepcopy(BASE), SCHEMA)

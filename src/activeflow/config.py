@@ -196,17 +196,41 @@ def global_check(fn: GlobalCheck) -> GlobalCheck:
 
 
 def cross_key_problems(cfg: dict[str, Any]) -> list[str]:
-    problems = [p for check in _GLOBAL_CHECKS for p in check(cfg)]
+    problems = [p for check in _GLOBAL_CHECKS for p in _guarded(check, "the config", cfg)]
     for name, exp in cfg["experiments"].items():
         for systems, check in _EXPERIMENT_CHECKS:
             if systems is None or exp["system"] in systems:
-                problems.extend(check(name, exp, cfg))
+                problems.extend(_guarded(check, f"experiments.{name}", name, exp, cfg))
     return problems
+
+
+def _guarded(check: Callable[..., Iterator[str]], where: str, *args: Any) -> list[str]:
+    """A check's problems; values it cannot even compute with (an overflow, say) are a problem too, named
+    by where they are, not a traceback."""
+    try:
+        return list(check(*args))
+    except (ArithmeticError, ValueError, TypeError) as err:
+        return [f"{where}: values that {check.__name__.strip('_').replace('_', ' ')} cannot be checked with "
+                f"({type(err).__name__}: {err})"]
 
 
 def _is_multiple(t: float, dt: float) -> bool:
     n = round(t / dt)
     return n >= 1 and math.isclose(n * dt, t, rel_tol=1e-6)
+
+
+# More integration steps than any run of the paper needs by far (its longest is 2·10⁶): a typo, not a plan.
+MAX_STEPS = 10**9
+
+
+def _duration_problems(key: str, t: float, dt: float) -> Iterator[str]:
+    """A duration must be a whole number of steps of dt, and not an absurd number of them."""
+    if t / dt > MAX_STEPS:
+        yield problem(key, t, f"{t / dt:.3g} steps of simulation.dt = {dt}, more than {MAX_STEPS:.0e}",
+                      f"at most {MAX_STEPS * dt:g}")
+    elif not _is_multiple(t, dt):
+        yield problem(key, t, f"not a whole number of steps of simulation.dt = {dt}",
+                      f"a positive multiple of dt, e.g. {max(round(t / dt), 1) * dt:g}")
 
 
 @global_check
@@ -284,9 +308,7 @@ def _time_grid(name: str, exp: dict[str, Any], cfg: dict[str, Any]) -> Iterator[
     for sub, t in durations.items():
         if t == 0 and sub == "t_burn_in":
             continue
-        if not _is_multiple(t, dt):
-            yield problem(f"{key}.{sub}", t, f"not a whole number of steps of simulation.dt = {dt}",
-                          f"a positive multiple of dt, e.g. {max(round(t / dt), 1) * dt:g}")
+        yield from _duration_problems(f"{key}.{sub}", t, dt)
     if tr["t_record"] > tr["duration"]:
         yield problem(f"{key}.trajectories.t_record", tr["t_record"],
                       f"longer than trajectories.duration = {tr['duration']}", f"dt to {tr['duration']}")
@@ -435,9 +457,7 @@ def _athermal_steps(section: str, cfg: dict[str, Any], rate: float, rate_name: s
         yield problem(f"{section}.simulation.dt", dt, f"too large for the stiffest rate {rate_name} = {rate:g}",
                       f"dt ≤ {1 / rate:.3g}")
     for key, t in durations:
-        if not _is_multiple(t, dt):
-            yield problem(f"{section}.{key}", t, f"not a whole number of steps of simulation.dt = {dt}",
-                          f"a positive multiple of dt, e.g. {max(round(t / dt), 1) * dt:g}")
+        yield from _duration_problems(f"{section}.{key}", t, dt)
 
 
 def _local_score(section: str, m: dict[str, Any], smallest: int, n_train: int) -> Iterator[str]:
