@@ -68,6 +68,11 @@ if "lattice" in config:
     include: "workflow/rules/lattice.smk"
 
 
+if "movies" in config:
+
+    include: "workflow/rules/movies.smk"
+
+
 localrules:
     all,
 

@@ -58,7 +58,7 @@ def lattice(c):
 CASES = [
     ("unknown-key", lambda c: ring(c)["training"].update(optimiser="adam"),
      ["experiments.ring.training.optimiser: unknown key", "did you mean 'optimizer'", "checkpoint_every, clip_norm"]),
-    ("unknown-top-key", lambda c: c.update(sed=1), ["sed: unknown key", "experiments, figures, lattice, mips, seed"]),
+    ("unknown-top-key", lambda c: c.update(sed=1), ["sed: unknown key", "experiments, figures, lattice, mips, movies, seed"]),
     ("enum-optimizer", lambda c: ring(c)["training"].update(optimizer="sgd"),
      ["experiments.ring.training.optimizer = 'sgd'", "allowed: 'adam', 'radam'"]),
     ("enum-system", lambda c: ring(c).update(system="rings"), ["experiments.ring.system = 'rings'", "allowed: 'ring'"]),

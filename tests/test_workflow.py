@@ -31,8 +31,8 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SNAKEFMT = str(Path(sys.executable).with_name("snakefmt"))
 MIPS_JAX_RULES = {"simulate_mips", "simulate_transfer", "train_denoising", "mips_fields"}
 LATTICE_JAX_RULES = {"simulate_lattice", "train_lattice", "lattice_fields"}
-JAX_RULES = ({"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout"} | MIPS_JAX_RULES
-             | LATTICE_JAX_RULES)  # gpu=1
+JAX_RULES = ({"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout", "movie_trap"}
+             | MIPS_JAX_RULES | LATTICE_JAX_RULES)  # gpu=1
 
 EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
@@ -204,6 +204,30 @@ def test_trap_outputs_per_v0(finished_run):
         spec = json.loads((results / "model.json").read_text())
         assert spec["network"]["kind"] == "transformer" and spec["hyperparameters"]["zero_output"]
     assert "stationarity:" in (finished_run / "logs" / TRAP[0] / "simulate.log").read_text()
+
+
+@pytest.mark.workflow
+def test_trap_movies_decode_and_carry_the_verdict(finished_run):
+    """One movie per v0 of the trap's sweep (config `movies`): H.264 at the configured rate, one frame per
+    recorded time of the trajectory, and the red mark of results that are not trusted on every frame."""
+    import imageio.v2 as imageio
+
+    from activeflow.figures import movies
+
+    accuracy = pd.read_csv(finished_run / "results" / "accuracy.csv")
+    for exp in TRAP:
+        path = finished_run / "results" / "movies" / f"{exp}-epr.mp4"
+        with xr.open_dataset(finished_run / "results" / exp / "trajectories.nc") as t:
+            n_frames = t.sizes["time"]
+        got = movies.info(path)
+        assert got["codec"] == "h264" and got["fps"] == 5 and got["frames"] == n_frames and got["size"][1] == 256
+        poster = imageio.imread(finished_run / "results" / "movies" / f"{exp}-epr.png")
+        first = imageio.get_reader(path, format="FFMPEG").get_data(0)
+        assert poster.shape == first.shape
+        trusted = bool(accuracy[(accuracy.experiment == exp) & (accuracy.quantity == "S_tot")].trusted.iloc[0])
+        top = poster[:20].reshape(-1, 3).astype(int)
+        red = np.any((abs(top[:, 0] - 0xC0) < 20) & (abs(top[:, 1] - 0x39) < 20) & (abs(top[:, 2] - 0x2B) < 20))
+        assert red == (not trusted), exp
 
 
 @pytest.mark.workflow

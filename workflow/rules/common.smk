@@ -129,7 +129,25 @@ def all_targets():
             ]
             + [f"results/lattice/{s}/fields.nc" for s in sides]
         )
-    return per_experiment + ["results/accuracy.csv"] + mips + lattice + figures
+    return (
+        per_experiment
+        + ["results/accuracy.csv"]
+        + mips
+        + lattice
+        + figures
+        + movie_paths()
+    )
+
+
+def movie_paths():
+    """The movies of the config's `movies` section: one per trap experiment of the figures' sweep."""
+    if "movies" not in config:
+        return []
+    return [
+        f"results/movies/{e}-epr.{ext}"
+        for e in trap_experiments()
+        for ext in ("mp4", "png")
+    ]
 
 
 def ring_file(name):

@@ -37,12 +37,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     mode a plain write would give (the temporary file's own is 0o600, unreadable to the group).
     Leftovers of a writer killed earlier (`.NAME.partial-*`) are removed first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.partial-"
-    for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"):
-        stale.unlink(missing_ok=True)
     tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(path.suffix)}"):
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
         os.close(fd)
         tmp = Path(tmp)
@@ -72,7 +72,7 @@ def write_failure(path: Path, err: Exception) -> str:
     else:
         cause = str(err)
     try:
-        left = shutil.disk_usage(path.parent).free
+        left = shutil.disk_usage(next(p for p in path.parents if p.is_dir())).free
         # a library may name another cause when the disk is full (netCDF4: "Permission denied")
         free = f"{left / 1e6:.1f} MB free on its file system" + (" (it is full)" if left < 1e6 else "")
     except OSError:

@@ -1,0 +1,66 @@
+"""Movies (`figures.movies`): an MP4 decodes with the configured frame count, size and duration; a decoded
+frame's colours map back to the particles' values of that frame within the colour map's resolution (after
+H.264's lossy coding); a broken frame or an unwritable output is a clear error that leaves no file."""
+
+import numpy as np
+import pytest
+
+from activeflow.errors import OutputWriteError
+from activeflow.figures import movies
+
+
+def scene(n_frames=6, seed=0):
+    rng = np.random.default_rng(seed)
+    # particles on a coarse grid (no overlaps), values varying from frame to frame
+    grid = np.stack(np.meshgrid(np.linspace(-6, 6, 4), np.linspace(-6, 6, 4)), -1).reshape(-1, 2)
+    positions = np.broadcast_to(grid, (n_frames, *grid.shape)) + rng.normal(scale=0.1, size=(n_frames, *grid.shape))
+    values = rng.uniform(-1, 1, size=(n_frames, len(grid)))
+    t = movies.template((-8, 8, -8, 8), movies.symmetric_norm(values, quantile=1.0), "RdBu_r", "value", "test", 320)
+    return t, positions, values
+
+
+def test_movie_decodes_with_the_configured_frames_size_and_duration(tmp_path):
+    t, positions, values = scene()
+    path = tmp_path / "m.mp4"
+    assert movies.write_mp4(movies.frames_of(t, positions, values, np.arange(6) * 0.5, 0.8), path, fps=4) == 6
+    got = movies.info(path)
+    assert got["frames"] == 6 and got["fps"] == 4 and got["duration"] == pytest.approx(1.5)
+    assert got["size"] == (t.image.shape[1], t.image.shape[0]) and t.image.shape[0] % 16 == 0
+    assert got["codec"] == "h264"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.mp4"]  # no partial file beside it
+
+
+def test_decoded_colours_map_back_to_the_values_of_that_frame(tmp_path):
+    import imageio.v2 as imageio
+
+    t, positions, values = scene()
+    path = tmp_path / "m.mp4"
+    movies.write_mp4(movies.frames_of(t, positions, values, np.arange(6) * 0.5, 0.8), path, fps=4)
+    k = 3
+    decoded = imageio.get_reader(path, format="FFMPEG").get_data(k).astype(float)
+    row0, row1, col0, col1 = t.box
+    scale = (col1 - col0) / 16.0
+    lut_values = np.linspace(t.norm.vmin, t.norm.vmax, 256)
+    lut = np.asarray(t.cmap(t.norm(lut_values)))[:, :3] * 255
+    errors, other = [], []
+    for (px, py), value, later in zip(positions[k], values[k], values[k + 1]):
+        r, c = int(round(row1 - (py + 8) * scale)), int(round(col0 + (px + 8) * scale))
+        rgb = decoded[r - 1:r + 2, c - 1:c + 2].reshape(-1, 3).mean(0)  # the disk's centre
+        back = lut_values[np.argmin(np.sum((lut - rgb) ** 2, -1))]
+        errors.append(abs(back - value))
+        other.append(abs(back - later))
+    # H.264 moves colours by a few levels: within 4 steps of the 256-step map over the range 2 (1.5 seen)
+    assert max(errors) < 4 * 2 / 255, errors
+    assert max(other) > 0.3  # the next frame's values do not match: the check can fail
+
+
+def test_a_broken_frame_or_an_unwritable_output_leaves_no_file(tmp_path):
+    t, positions, values = scene(3)
+    good = list(movies.frames_of(t, positions, values, np.arange(3), 0.8))
+    with pytest.raises(ValueError, match=r"frame 1 is not an \(H, W, 3\) uint8 image"):
+        movies.write_mp4([good[0], good[1].astype(float), good[2]], tmp_path / "m.mp4", fps=4)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OutputWriteError, match=r"could not write .*file/m\.mp4: .*"):
+        movies.write_mp4(good, tmp_path / "file" / "m.mp4", fps=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
