@@ -146,11 +146,26 @@ def info(path: str | Path) -> dict[str, Any]:
     """Frame count, size and duration of an MP4 as imageio reads it (the tests and the log)."""
     import imageio.v2 as imageio
 
-    reader = imageio.get_reader(path, format="FFMPEG")
-    try:
-        meta = reader.get_meta_data()
-        count = reader.count_frames()
-        return dict(frames=count, size=tuple(meta["size"]), fps=float(meta["fps"]), codec=meta.get("codec"),
-                    duration=count / float(meta["fps"]))
-    finally:
-        reader.close()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        reader = imageio.get_reader(path, format="FFMPEG")
+        try:
+            meta = reader.get_meta_data()
+            count = reader.count_frames()
+        finally:
+            reader.close()
+    return dict(frames=count, size=tuple(meta["size"]), fps=float(meta["fps"]), codec=meta.get("codec"),
+                duration=count / float(meta["fps"]))
+
+
+def read_frame(path: str | Path, index: int) -> np.ndarray:
+    """Frame `index` of an MP4, decoded (H, W, 3) uint8."""
+    import imageio.v2 as imageio
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        reader = imageio.get_reader(path, format="FFMPEG")
+        try:
+            return reader.get_data(index)
+        finally:
+            reader.close()
