@@ -1,9 +1,9 @@
 """Time to rasterise and encode a movie of many particles (the network's evaluation aside).
 
-    python benchmarks/movie_encoding.py --particles 32768 --frames 200 --pixels 720
+    python benchmarks/movie_encoding.py --particles 32768 --frames 200 --pixels 720 --panels 2
 
-Random positions in a square box at packing fraction 0.5 (disks of radius 1), values from a smooth random
-field; prints the seconds per frame of rasterising, the total with encoding, and the file's size.
+Random positions in a square box at packing fraction 0.5 (disks of radius 1), values from a smooth field
+(and its square in a second panel, as the MIPS movies draw two fields); prints the seconds per frame of rasterising, the total with encoding, and the file's size.
 """
 
 import argparse
@@ -17,23 +17,25 @@ import numpy as np
 from activeflow.figures import movies
 
 
-def main(particles: int, frames: int, pixels: int, fps: float) -> None:
+def main(particles: int, frames: int, pixels: int, fps: float, n_panels: int) -> None:
     rng = np.random.default_rng(0)
     side = math.sqrt(particles * math.pi / 0.5)
     x = rng.uniform(-side / 2, side / 2, (particles, 2))
     drift = rng.normal(scale=0.05 * side / frames, size=(frames, 1, 2)).cumsum(0)
     positions = (x[None] + drift + side / 2) % side - side / 2
     values = np.sin(positions[..., 0] / side * 6) * np.cos(positions[..., 1] / side * 4)
-    t = movies.template((-side / 2, side / 2, -side / 2, side / 2), movies.symmetric_norm(values), "RdBu_r", "value",
-                        f"{particles} particles", pixels)
+    panels = [movies.Panel(f"{particles} particles", "value", "RdBu_r", movies.symmetric_norm(values)),
+              movies.Panel("its square", "value²", "magma", movies.upper_norm(values**2))][:n_panels]
+    fields = [values, values**2][:n_panels]
+    t = movies.template((-side / 2, side / 2, -side / 2, side / 2), panels, pixels)
     start = time.perf_counter()
     for k in range(5):
-        movies.frame(t, positions[k], values[k], 1.0, "t")
+        movies.frame(t, positions[k], [f[k] for f in fields], 1.0, "t")
     per_frame = (time.perf_counter() - start) / 5
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "movie.mp4"
         start = time.perf_counter()
-        n = movies.write_mp4(movies.frames_of(t, positions, values, np.arange(frames) * 1.0, 1.0), path, fps)
+        n = movies.write_mp4(movies.frames_of(t, positions, fields, np.arange(frames) * 1.0, 1.0), path, fps)
         total = time.perf_counter() - start
         size = path.stat().st_size
     print(f"{particles} particles, {n} frames of {t.image.shape[1]}x{t.image.shape[0]} px: rasterising "
@@ -46,5 +48,6 @@ if __name__ == "__main__":
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--pixels", type=int, default=720)
     parser.add_argument("--fps", type=float, default=10)
+    parser.add_argument("--panels", type=int, default=2, choices=[1, 2], help="side by side, as the MIPS movie")
     args = parser.parse_args()
-    main(args.particles, args.frames, args.pixels, args.fps)
+    main(args.particles, args.frames, args.pixels, args.fps, args.panels)

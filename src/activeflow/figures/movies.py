@@ -1,9 +1,9 @@
 """Movies of per-particle values: frames rasterised with NumPy, encoded to MP4 (H.264, yuv420p, which
 browsers, slides and common players open) by imageio's ffmpeg plugin (imageio-ffmpeg ships the binary).
 
-What is the same in every frame (axes, colour bar, labels, the verdict's mark) is drawn once by matplotlib
-into a template image; each frame copies it and stamps one disk per particle into the axes' pixels, coloured
-through a colour scale fixed over the whole movie, with a time stamp. No matplotlib figure is drawn per
+What is the same in every frame (axes, colour bars, labels, the verdict's mark) is drawn once by matplotlib
+into a template image; each frame copies it and stamps one disk per particle into each panel's pixels,
+coloured through that panel's colour scale, fixed over the whole movie, with a time stamp. No matplotlib figure is drawn per
 frame: stamping N disks is one indexed assignment of N × (disk pixels) values.
 """
 
@@ -27,46 +27,64 @@ from activeflow import io  # noqa: E402
 BLOCK = 16
 
 
-class Template(NamedTuple):
-    """The fixed part of every frame and where the data go in it."""
+class Panel(NamedTuple):
+    """One axes of a frame: what it shows and on which colour scale."""
 
-    image: np.ndarray  # (H, W, 3) uint8
-    box: tuple[int, int, int, int]  # the axes in pixels: row0, row1, col0, col1
-    extent: tuple[float, float, float, float]  # the data shown there: x0, x1, y0, y1
-    cmap: colors.Colormap
+    title: str
+    label: str  # of the colour bar
+    cmap: str
     norm: colors.Normalize
 
 
-def template(extent: tuple[float, float, float, float], norm: colors.Normalize, cmap: str, label: str,
-             title: str, pixels: int, mark: str | None = None) -> Template:
-    """A square axes over `extent` with a colour bar (`label`) and a title, `pixels` high (rounded to the
-    codec's block), optionally with the red banner of results that are not trusted."""
-    dpi = 100
+class Template(NamedTuple):
+    """The fixed part of every frame and where the data go in it: one pixel box per panel, all over the
+    same data `extent`."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    boxes: tuple[tuple[int, int, int, int], ...]  # each axes in pixels: row0, row1, col0, col1
+    extent: tuple[float, float, float, float]  # the data shown in each: x0, x1, y0, y1
+    cmaps: tuple[colors.Colormap, ...]
+    norms: tuple[colors.Normalize, ...]
+
+
+def template(extent: tuple[float, float, float, float], panels: list[Panel], pixels: int,
+             mark: str | None = None) -> Template:
+    """Square axes over `extent` side by side, one per panel, each with its colour bar and title, `pixels`
+    high (rounded to the codec's block), optionally with the red banner of results that are not trusted."""
+    dpi, n = 100, len(panels)
     height = BLOCK * max(round(pixels / BLOCK), 8)
-    width = BLOCK * round(1.25 * height / BLOCK)
+    width = BLOCK * round(1.25 * n * height / BLOCK)
     fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
-    ax = fig.add_axes((0.06, 0.06, 0.75 * height / width * 1.0, 0.8))
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
     font = min(max(height / 55, 5.0), 12.0)  # points: legible at every frame size
-    ax.set_title(title, fontsize=font)
-    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    cax = fig.add_axes((0.06 + 0.75 * height / width + 0.03, 0.06, 0.03, 0.8))
-    fig.colorbar(mappable, cax=cax).set_label(label, fontsize=font)
-    cax.tick_params(labelsize=0.85 * font)
+    side = 0.75 * height / width  # the axes' width as a fraction of the figure's, for a square of 0.75 h
+    axes = []
+    for k, panel in enumerate(panels):
+        left = k / n + 0.06 / n
+        ax = fig.add_axes((left, 0.06, side, 0.8))
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(panel.title, fontsize=font)
+        cax = fig.add_axes((left + side + 0.03 / n, 0.06, 0.03 / n, 0.8))
+        fig.colorbar(plt.cm.ScalarMappable(norm=panel.norm, cmap=panel.cmap), cax=cax).set_label(
+            panel.label, fontsize=font)
+        cax.tick_params(labelsize=0.85 * font)
+        axes.append(ax)
     if mark:
         fig.text(0.5, 0.995, mark, ha="center", va="top", color="white", fontsize=0.85 * font, fontweight="bold",
                  bbox=dict(facecolor="#c0392b", edgecolor="none", pad=2))
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    bbox = ax.get_window_extent()  # display pixels, origin bottom left
-    plt.close(fig)
     h = image.shape[0]
-    box = (int(round(h - bbox.y1)), int(round(h - bbox.y0)), int(round(bbox.x0)), int(round(bbox.x1)))
-    return Template(image, box, extent, plt.get_cmap(cmap), norm)
+    boxes = []
+    for ax in axes:
+        bbox = ax.get_window_extent()  # display pixels, origin bottom left
+        boxes.append((int(round(h - bbox.y1)), int(round(h - bbox.y0)), int(round(bbox.x0)), int(round(bbox.x1))))
+    plt.close(fig)
+    return Template(image, tuple(boxes), extent, tuple(plt.get_cmap(p.cmap) for p in panels),
+                    tuple(p.norm for p in panels))
 
 
 def disk_offsets(radius: float) -> np.ndarray:
@@ -77,23 +95,24 @@ def disk_offsets(radius: float) -> np.ndarray:
     return np.stack([dy[inside], dx[inside]], axis=1)
 
 
-def frame(t: Template, positions: np.ndarray, values: np.ndarray, radius: float, stamp: str) -> np.ndarray:
-    """One frame: the template with a disk of data radius `radius` per particle, in the colour of its value
-    (particles drawn in the order given, later ones on top), and `stamp` written at the top left."""
+def frame(t: Template, positions: np.ndarray, values: list[np.ndarray], radius: float, stamp: str) -> np.ndarray:
+    """One frame: the template with, in each panel, a disk of data radius `radius` per particle in the
+    colour of its value in that panel (`values`: one (N,) array per panel; particles drawn in the order
+    given, later ones on top), and `stamp` written at the top left of the first panel."""
     image = t.image.copy()
-    row0, row1, col0, col1 = t.box
     x0, x1, y0, y1 = t.extent
-    scale = (col1 - col0) / (x1 - x0)
-    cols = col0 + (positions[:, 0] - x0) * scale
-    rows = row1 - (positions[:, 1] - y0) * scale
-    rgb = (np.asarray(t.cmap(t.norm(values)))[:, :3] * 255).round().astype(np.uint8)
-    offsets = disk_offsets(radius * scale)
-    r = np.rint(rows)[:, None].astype(int) + offsets[None, :, 0]
-    c = np.rint(cols)[:, None].astype(int) + offsets[None, :, 1]
-    inside = (r >= row0) & (r < row1) & (c >= col0) & (c < col1)
-    colour = np.broadcast_to(rgb[:, None, :], (*r.shape, 3))
-    image[r[inside], c[inside]] = colour[inside]
+    for (row0, row1, col0, col1), cmap, norm, v in zip(t.boxes, t.cmaps, t.norms, values, strict=True):
+        scale = (col1 - col0) / (x1 - x0)
+        rows = row1 - (positions[:, 1] - y0) * scale
+        cols = col0 + (positions[:, 0] - x0) * scale
+        rgb = (np.asarray(cmap(norm(v)))[:, :3] * 255).round().astype(np.uint8)
+        offsets = disk_offsets(radius * scale)
+        r = np.rint(rows)[:, None].astype(int) + offsets[None, :, 0]
+        c = np.rint(cols)[:, None].astype(int) + offsets[None, :, 1]
+        inside = (r >= row0) & (r < row1) & (c >= col0) & (c < col1)
+        image[r[inside], c[inside]] = np.broadcast_to(rgb[:, None, :], (*r.shape, 3))[inside]
     pil = Image.fromarray(image)
+    row0, _, col0, _ = t.boxes[0]
     ImageDraw.Draw(pil).text((col0 + 4, row0 + 4), stamp, fill=(0, 0, 0))
     return np.asarray(pil)
 
@@ -129,11 +148,16 @@ def write_png(image: np.ndarray, path: str | Path) -> None:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
-def frames_of(t: Template, positions: np.ndarray, values: np.ndarray, times: np.ndarray, radius: float,
+def frames_of(t: Template, positions: np.ndarray, values: list[np.ndarray], times: np.ndarray, radius: float,
               time_label: str = "t") -> Iterator[np.ndarray]:
-    """The frames of a movie: positions (T, N, 2) and values (T, N) at `times` (T,)."""
+    """The frames of a movie: positions (T, N, 2) and, per panel, values (T, N) at `times` (T,)."""
     for k in range(len(times)):
-        yield frame(t, positions[k], values[k], radius, f"{time_label} = {times[k]:.4g}")
+        yield frame(t, positions[k], [v[k] for v in values], radius, f"{time_label} = {times[k]:.4g}")
+
+
+def upper_norm(values: np.ndarray, quantile: float = 0.99) -> colors.Normalize:
+    """A colour scale from 0 to the `quantile` of the values over the whole movie (non-negative values)."""
+    return colors.Normalize(0.0, float(np.quantile(values, quantile)) or 1.0)
 
 
 def symmetric_norm(values: np.ndarray, quantile: float = 0.99) -> colors.Normalize:

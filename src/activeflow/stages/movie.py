@@ -33,9 +33,8 @@ def run(model_path: str, spec_path: str, trajectories_path: str, summary_path: s
     reasons = untrusted(dict(trust_summaries=[summary_path], trust_diagnostics=[diagnostics_path]), thresholds)
     if reasons:
         log.warning("%s is not trusted (%s): the movie is marked '%s'", experiment, "; ".join(reasons), MARK)
-    t = movies.template((-reach, reach, -reach, reach), movies.symmetric_norm(values), "RdBu_r",
-                        r"system EPR $\nabla_{g^i}\cdot v_g^i$", experiment, pixels,
-                        mark=MARK.upper() if reasons else None)
-    count = movies.write_mp4(movies.frames_of(t, x, values, times, system.a), movie_path, fps)
-    movies.write_png(movies.frame(t, x[0], values[0], system.a, f"t = {times[0]:.4g}"), poster_path)
+    panel = movies.Panel(experiment, r"system EPR $\nabla_{g^i}\cdot v_g^i$", "RdBu_r", movies.symmetric_norm(values))
+    t = movies.template((-reach, reach, -reach, reach), [panel], pixels, mark=MARK.upper() if reasons else None)
+    count = movies.write_mp4(movies.frames_of(t, x, [values], times, system.a), movie_path, fps)
+    movies.write_png(movies.frame(t, x[0], [values[0]], system.a, f"t = {times[0]:.4g}"), poster_path)
     log.info("wrote %s (%d frames at %g per second) and its poster %s", movie_path, count, fps, poster_path)
