@@ -31,8 +31,8 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SNAKEFMT = str(Path(sys.executable).with_name("snakefmt"))
 MIPS_JAX_RULES = {"simulate_mips", "simulate_transfer", "train_denoising", "mips_fields"}
 LATTICE_JAX_RULES = {"simulate_lattice", "train_lattice", "lattice_fields"}
-JAX_RULES = ({"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout", "movie_trap"}
-             | MIPS_JAX_RULES | LATTICE_JAX_RULES)  # gpu=1
+JAX_RULES = ({"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout", "movie_trap",
+              "movie_mips"} | MIPS_JAX_RULES | LATTICE_JAX_RULES)  # gpu=1
 
 EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
@@ -228,6 +228,10 @@ def test_trap_movies_decode_and_carry_the_verdict(finished_run):
         top = poster[:20].reshape(-1, 3).astype(int)
         red = np.any((abs(top[:, 0] - 0xC0) < 20) & (abs(top[:, 1] - 0x39) < 20) & (abs(top[:, 2] - 0x2B) < 20))
         assert red == (not trusted), exp
+    # MIPS (movies.mips of config/test.yaml: 3 frames of the training system): two panels side by side
+    got = movies.info(finished_run / "results" / "movies" / "mips" / "train-epr.mp4")
+    assert got["frames"] == 3 and got["size"][1] == 256 and got["size"][0] > 2 * 256
+    assert (finished_run / "results" / "movies" / "mips" / "train-epr.png").stat().st_size > 1000
 
 
 @pytest.mark.workflow
@@ -295,7 +299,7 @@ def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
     stems += [f"mips/{system}/simulate_transfer" for system in MIPS_TRANSFER]
     stems += ["lattice/train/simulate_lattice", "lattice/train_lattice", "lattice/lattice_summary"]
     stems += [f"lattice/n{n}/{rule}" for n in LATTICE_SIDES for rule in ("simulate_lattice", "lattice_fields")]
-    stems += [f"movies/{exp}/movie_trap" for exp in TRAP]
+    stems += [f"movies/{exp}/movie_trap" for exp in TRAP] + ["movies/mips/train/movie_mips"]
     assert {str(p.relative_to(logs))[:-4] for p in logs.rglob("*.log")} == set(stems)
     for stem in stems:
         assert "using 1 CPU thread (XLA and BLAS)" in (logs / f"{stem}.log").read_text(), stem  # threads: 1
@@ -326,6 +330,7 @@ def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
     # and a movie per trap v0; MIPS: the training set, the transfer systems, training, and fields of each
     mips = 1 + len(MIPS_TRANSFER) + 1 + len(MIPS_SYSTEMS)
     lattice = 1 + len(LATTICE_SIDES) + 1 + len(LATTICE_SIDES)  # training set, held-out sets, training, fields
+    mips += 1  # its movie (movies.mips of config/test.yaml: the training system)
     assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 3 * len(EXPERIMENTS) + 1 + 3 * len(TRAP) + mips + lattice
     gpu = [job for job in jobs if job[0] in JAX_RULES]
     cpu = [job for job in jobs if job[0] not in JAX_RULES]
@@ -353,9 +358,10 @@ def test_cpu_rules_keep_jax_off_the_gpu():
     pin = 'os.environ["JAX_PLATFORMS"] = "cpu"'
     rules = {}
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
-        for m in re.finditer(r"^rule (\w+):\n((?:(?:    .*)?\n)*)", smk.read_text(), re.M):
-            script = re.search(r"script:\n\s+\"([^\"]+)\"", m.group(2)).group(1)
-            rules[m.group(1)] = ("gpu=1" in m.group(2), (smk.parent / script).resolve())
+        # a rule at the top level, or indented under an `if` of its file
+        for m in re.finditer(r"^( *)rule (\w+):\n((?:(?:\1    .*)?\n)*)", smk.read_text(), re.M):
+            script = re.search(r"script:\n\s+\"([^\"]+)\"", m.group(3)).group(1)
+            rules[m.group(2)] = ("gpu=1" in m.group(3), (smk.parent / script).resolve())
     # the figure rules come from one loop over the figure table: one script for all of them
     loop = (ROOT / "workflow" / "rules" / "figures.smk").read_text()
     assert "gpu=1" not in loop
@@ -475,6 +481,7 @@ def test_report_has_every_figure_with_its_caption_and_the_tables(finished_run):
     expected["results/lattice/epr.csv"] = ("Tables", "Active solid")
     for exp in TRAP:
         expected[f"results/movies/{exp}-epr.mp4"] = ("Movies", exp)
+    expected["results/movies/mips/train-epr.mp4"] = ("Movies", "MIPS")
     assert set(placed) == set(expected)
     table = {fig.name: fig for fig in FIGURE_TABLE}
     for path, place in expected.items():

@@ -234,6 +234,24 @@ def _duration_problems(key: str, t: float, dt: float) -> Iterator[str]:
 
 
 @global_check
+def _movies(cfg: dict[str, Any]) -> Iterator[str]:
+    """MIPS movies are of configured MIPS systems, and their frames a whole number of steps apart."""
+    movie = cfg.get("movies", {}).get("mips")
+    if movie is None:
+        return
+    if "mips" not in cfg:
+        yield problem("movies.mips", "...", "needs the mips section", "remove movies.mips, or add mips")
+        return
+    transfer = cfg["mips"]["transfer"]
+    known = ["train"] + [f"transfer/n{int(n)}-phi{float(phi):g}" for n in transfer["n_particles"]
+                         for phi in transfer["phi"]]
+    for k, system in enumerate(movie["systems"]):
+        if system not in known:
+            yield problem(f"movies.mips.systems[{k}]", system, "not a configured MIPS system", ", ".join(known))
+    yield from _duration_problems("movies.mips.every", movie["every"], cfg["mips"]["simulation"]["dt"])
+
+
+@global_check
 def _ring_figures(cfg: dict[str, Any]) -> Iterator[str]:
     ring = cfg["figures"]["ring_experiment"]
     experiments = concrete_experiments(cfg)

@@ -140,14 +140,29 @@ def all_targets():
 
 
 def movie_paths():
-    """The movies of the config's `movies` section: one per trap experiment of the figures' sweep."""
+    """The movies of the config's `movies` section: one per trap experiment of the figures' sweep, and
+    one per MIPS system of movies.mips."""
     if "movies" not in config:
         return []
-    return [
+    trap = [
         f"results/movies/{e}-epr.{ext}"
         for e in trap_experiments()
         for ext in ("mp4", "png")
     ]
+    mips = [
+        f"results/movies/mips/{system}-epr.{ext}"
+        for system in config["movies"].get("mips", {}).get("systems", [])
+        for ext in ("mp4", "png")
+    ]
+    return trap + mips
+
+
+def movies_config(*keys):
+    """A params value of the movies section (one nested entry), so that editing it redoes the movies."""
+    value = config["movies"]
+    for key in keys:
+        value = value[key]
+    return canonical(value)
 
 
 def ring_file(name):

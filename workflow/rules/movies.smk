@@ -1,5 +1,6 @@
 # Movies (config section `movies`): for every trap experiment, its stochastic trajectory with each
-# swimmer coloured by the system EPR of the learned score (activeflow.stages.movie).
+# swimmer coloured by the system EPR of the learned score; for the MIPS systems of movies.mips, a
+# trajectory simulated from their samples, coloured by both EPRs (activeflow.stages.movie).
 
 
 rule movie_trap:
@@ -28,8 +29,45 @@ rule movie_trap:
         gpu=1,
     params:
         model=model_config,
-        fps=config.get("movies", {}).get("fps"),
-        pixels=config.get("movies", {}).get("pixels"),
+        fps=movies_config("fps"),
+        pixels=movies_config("pixels"),
         thresholds=canonical(config["accuracy"]),
     script:
         "../scripts/movie_trap.py"
+
+
+if "mips" in config and "mips" in config["movies"]:
+
+    rule movie_mips:
+        input:
+            model="results/mips/model.eqx",
+            spec="results/mips/model.json",
+            samples="results/mips/{system}/samples.nc",
+            phases="results/mips/{system}/epr_by_phase.csv",
+        output:
+            movie=report(
+                "results/movies/mips/{system}-epr.mp4",
+                caption="../report/movie_mips.rst",
+                category="Movies",
+                subcategory="MIPS",
+            ),
+            poster="results/movies/mips/{system}-epr.png",
+        log:
+            "logs/movies/mips/{system}/movie_mips.log",
+        benchmark:
+            "logs/movies/mips/{system}/movie_mips.benchmark.tsv"
+        conda:
+            "../../envs/jax.yaml"
+        threads: config["threads"]["jax"]
+        resources:
+            gpu=1,
+        params:
+            model=mips_model_config(),
+            simulation=mips_config("simulation"),
+            seed=config["seed"],
+            frames=movies_config("mips", "frames"),
+            every=movies_config("mips", "every"),
+            fps=movies_config("fps"),
+            pixels=movies_config("pixels"),
+        script:
+            "../scripts/movie_mips.py"

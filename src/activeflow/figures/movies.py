@@ -71,6 +71,7 @@ def template(extent: tuple[float, float, float, float], panels: list[Panel], pix
         fig.colorbar(plt.cm.ScalarMappable(norm=panel.norm, cmap=panel.cmap), cax=cax).set_label(
             panel.label, fontsize=font)
         cax.tick_params(labelsize=0.85 * font)
+        cax.yaxis.get_offset_text().set_fontsize(0.85 * font)
         axes.append(ax)
     if mark:
         fig.text(0.5, 0.995, mark, ha="center", va="top", color="white", fontsize=0.85 * font, fontweight="bold",

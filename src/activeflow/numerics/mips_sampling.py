@@ -95,3 +95,18 @@ def simulate_runs(system: MIPS, key: jax.Array, simulation: dict[str, Any], labe
         largest_cluster_fraction=fractions, equilibration_time=runs[0][3],
         equilibration_cluster_fraction=np.stack([r[4] for r in runs]),
     )
+
+
+def trajectory(system: MIPS, key: jax.Array, x: np.ndarray, g: np.ndarray, dt: float, every: float,
+               n_frames: int, what: str = "trajectory") -> tuple[np.ndarray, np.ndarray]:
+    """`n_frames` snapshots (frames, particle, dim) `every` apart by the simulation's own integrator, the
+    first the start (x, g); positions folded into [-box/2, box/2)."""
+    xs, gs, search = [np.asarray(x)], [np.asarray(g)], None
+    n_steps = n_steps_for(every, dt)
+    for k in range(1, n_frames):
+        x, g, search = simulate_mips(system, jax.random.fold_in(key, k), x, g, dt, n_steps, search=search, what=what)
+        xs.append(np.asarray(system.wrap(x)))
+        gs.append(np.asarray(g))
+        if k % max(n_frames // 10, 1) == 0:
+            log.info("%s: frame %d/%d", what, k + 1, n_frames)
+    return np.stack(xs), np.stack(gs)

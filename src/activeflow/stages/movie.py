@@ -1,15 +1,27 @@
-"""Stage `movie_trap`: a stochastic trajectory of the trap's swimmers (the simulation's own, from
-`trajectories.nc`), each frame coloured by the system EPR ∇_{g^i}·v_g^i of the learned score, on one colour
-scale for the whole movie; an MP4 and a PNG poster (its first frame). A movie of an experiment that is not
-trusted carries the figures' mark."""
+"""Stages `movie_trap` and `movie_mips`: a stochastic trajectory, each particle coloured by the entropy
+production of the learned score, on one colour scale for the whole movie; an MP4 and a PNG poster (its first
+frame). A movie of results that are not trusted carries the figures' mark.
+
+- trap: the swimmers of the experiment's first recorded trajectory (`trajectories.nc`), by ∇_{g^i}·v_g^i;
+- MIPS: a trajectory simulated here from the last snapshot of a samples file, with the simulation's own
+  integrator, a frame every `every`; two panels, |v_g^i|²/γ (the particle's total EPR at ε = 0) and
+  ∇_{g^i}·v_g^i (its system EPR), as the paper's Fig. 8.
+"""
 
 import logging
+from typing import Any
 
 import numpy as np
 
 from activeflow import io
 from activeflow.analysis.epr import epr_dataset
+from activeflow.analysis.mips_fields import particle_fields
 from activeflow.figures import movies
+from activeflow.models.imbalance import ImbalanceScore
+from activeflow.numerics.athermal import snapshot_forces
+from activeflow.numerics.mips_sampling import make_mips, trajectory
+from activeflow.physics.neighbours import nearest_search
+from activeflow.seeding import derive_key
 from activeflow.stages.figure import MARK, untrusted
 
 log = logging.getLogger(__name__)
@@ -37,4 +49,40 @@ def run(model_path: str, spec_path: str, trajectories_path: str, summary_path: s
     t = movies.template((-reach, reach, -reach, reach), [panel], pixels, mark=MARK.upper() if reasons else None)
     count = movies.write_mp4(movies.frames_of(t, x, [values], times, system.a), movie_path, fps)
     movies.write_png(movies.frame(t, x[0], [values[0]], system.a, f"t = {times[0]:.4g}"), poster_path)
+    log.info("wrote %s (%d frames at %g per second) and its poster %s", movie_path, count, fps, poster_path)
+
+
+def run_mips(model_path: str, spec_path: str, samples_path: str, phases_path: str, movie_path: str,
+             poster_path: str, system_name: str, expected: dict[str, Any], simulation: dict[str, Any], seed: int,
+             n_frames: int, every: float, fps: float, pixels: int) -> None:
+    model, spec = io.load_model(model_path, spec_path, expected)
+    samples = io.read_netcdf(samples_path, required=("x", "g"))
+    io.check_samples(samples, samples_path, "mips", spec["parameters"], (samples.sizes.get("particle", 0), 2),
+                     free=("n_particles", "phi"))
+    system = make_mips(spec["parameters"], simulation, int(samples.attrs["n_particles"]), float(samples.attrs["phi"]))
+    box, gamma = system.box, system.gamma
+    log.info("mips %s: simulating %d frames %g apart from the last snapshot of %s (N = %d)", system_name, n_frames,
+             every, samples_path, system.n_particles)
+    xs, gs = trajectory(system, derive_key(seed, "mips", "movie", system_name), samples.x.values[-1],
+                        samples.g.values[-1], float(simulation["dt"]), every, n_frames, what=f"mips {system_name} movie")
+    forces = snapshot_forces(system, xs) if isinstance(model, ImbalanceScore) else [None] * len(xs)
+    search = nearest_search(xs, box, model.n_neighbours)
+    epr, div = [], []
+    for k, (x, g, force) in enumerate(zip(xs, gs, forces)):
+        f = particle_fields(model, x, g, box, gamma, search, force=None if force is None else np.asarray(force))
+        epr.append(f["v_g_sq"] / gamma)
+        div.append(f["div_g_v_g"])
+    epr, div = np.stack(epr), np.stack(div)
+    log.info("mips %s: fields of %d frames; mean |v_g|²/γ per particle %.4g", system_name, n_frames, epr.mean())
+    reasons = untrusted(dict(trust_phases=[phases_path]), None)
+    if reasons:
+        log.warning("the MIPS score is not trusted on %s (%s): the movie is marked '%s'", system_name,
+                    "; ".join(reasons), MARK)
+    panels = [movies.Panel(f"total EPR, N = {system.n_particles}", r"$|v_g^i|^2/\gamma$", "magma",
+                           movies.upper_norm(epr)),
+              movies.Panel(r"system EPR", r"$\nabla_{g^i}\cdot v_g^i$", "RdBu_r", movies.symmetric_norm(div))]
+    t = movies.template((-box / 2, box / 2, -box / 2, box / 2), panels, pixels, mark=MARK.upper() if reasons else None)
+    times = float(samples.time.values[-1]) + every * np.arange(n_frames)
+    count = movies.write_mp4(movies.frames_of(t, xs, [epr, div], times, system.a), movie_path, fps)
+    movies.write_png(movies.frame(t, xs[0], [epr[0], div[0]], system.a, f"t = {times[0]:.4g}"), poster_path)
     log.info("wrote %s (%d frames at %g per second) and its poster %s", movie_path, count, fps, poster_path)
