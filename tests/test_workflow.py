@@ -58,7 +58,7 @@ TRAP = ["trap-v0_0", "trap-v0_0.5"]
 EXPERIMENTS = ["ring", *LINEAR, *TRAP]
 FIGURE_RULES = {fig.name: fig.rule for fig in FIGURE_TABLE}
 ALL_RULES = JAX_RULES | set(FIGURE_RULES.values()) | {"accuracy", "diagnose", "mips_summary", "lattice_summary"}
-MIPS_RULES = MIPS_JAX_RULES | {"mips_summary"} | {FIGURE_RULES[name] for name in MIPS_FIGURES}
+MIPS_RULES = MIPS_JAX_RULES | {"mips_summary", "movie_mips"} | {FIGURE_RULES[name] for name in MIPS_FIGURES}
 LATTICE_RULES = LATTICE_JAX_RULES | {"lattice_summary"} | {FIGURE_RULES[f.name] for f in FIGURE_TABLE
                                                            if f.family == "lattice"}
 LATTICE_SIDES = (16,)  # lattice.evaluation.n_side of config/test.yaml (trained on 8 x 8: a transfer)
