@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 
 def run(model_path: str, spec_path: str, trajectories_path: str, summary_path: str, diagnostics_path: str,
         movie_path: str, poster_path: str, experiment: str, expected: dict | None, fps: float, pixels: int,
-        thresholds: dict | None = None, trajectory: int = 0) -> None:
+        thresholds: dict | None = None, which: int = 0) -> None:
+    """The trap movie of trajectory `which` of `trajectories_path`, its verdict read from the experiment's
+    summary and diagnostics."""
     model, _ = io.load_model(model_path, spec_path, expected)
     traj = io.read_netcdf(trajectories_path, required=("x", "g"))
-    if not 0 <= trajectory < traj.sizes["trajectory"]:
-        raise ValueError(f"{trajectories_path}: no trajectory {trajectory} (it has {traj.sizes['trajectory']})")
-    x, g, times = traj.x.values[trajectory], traj.g.values[trajectory], traj.time.values
+    if not 0 <= which < traj.sizes["trajectory"]:
+        raise ValueError(f"{trajectories_path}: no trajectory {which} (it has {traj.sizes['trajectory']})")
+    x, g, times = traj.x.values[which], traj.g.values[which], traj.time.values
     system = model.system
     if x.shape[-1] != 2:
         raise ValueError(f"{trajectories_path}: movies draw particles in d = 2, these are in d = {x.shape[-1]}")
@@ -55,6 +57,8 @@ def run(model_path: str, spec_path: str, trajectories_path: str, summary_path: s
 def run_mips(model_path: str, spec_path: str, samples_path: str, phases_path: str, movie_path: str,
              poster_path: str, system_name: str, expected: dict[str, Any], simulation: dict[str, Any], seed: int,
              n_frames: int, every: float, fps: float, pixels: int) -> None:
+    """The MIPS movie of `system_name` (train, transfer/n…-phi…): `n_frames` frames `every` apart from the last
+    snapshot of its samples, its verdict read from its `epr_by_phase.csv`."""
     model, spec = io.load_model(model_path, spec_path, expected)
     samples = io.read_netcdf(samples_path, required=("x", "g"))
     io.check_samples(samples, samples_path, "mips", spec["parameters"], (samples.sizes.get("particle", 0), 2),
