@@ -1,4 +1,5 @@
-"""Movies (`figures.movies`): an MP4 decodes with the configured frame count, size and duration; a decoded
+"""Movies (`figures.movies`) and the flow lines they draw (`numerics.flow.flow_lines`, against an
+adaptive ODE solver on the linear system's exact score): an MP4 decodes with the configured frame count, size and duration; a decoded
 frame's colours map back to the particles' values of that frame within the colour map's resolution (after
 H.264's lossy coding); a broken frame or an unwritable output is a clear error that leaves no file."""
 
@@ -63,3 +64,31 @@ def test_a_broken_frame_or_an_unwritable_output_leaves_no_file(tmp_path):
     with pytest.raises(OutputWriteError, match=r"could not write .*file/m\.mp4: .*"):
         movies.write_mp4(good, tmp_path / "file" / "m.mp4", fps=4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_flow_lines_follow_the_probability_flow_of_the_exact_linear_score():
+    import jax.numpy as jnp
+    from scipy.integrate import solve_ivp
+
+    from activeflow.numerics.flow import flow_lines, velocity
+    from activeflow.physics.linear import exact
+    from activeflow.physics.systems import Linear
+
+    system = Linear(mu=1.0, v0=1.0, gamma=0.5, eps=0.2, trap=1.0, spring=0.5, n_particles=2, dim=2)
+    score = exact(system).score_fn()
+    rng = np.random.default_rng(0)
+    x0, g0 = jnp.asarray(rng.normal(size=(3, 2, 2))), jnp.asarray(rng.normal(size=(3, 2, 2)))
+    xs, gs = flow_lines(score, system, x0, g0, 0.01, 10, 21)  # frames 0.1 apart up to t = 2
+    assert xs.shape == (21, 3, 2, 2) and np.array_equal(xs[0], x0)
+
+    def rhs(t, y):
+        x, g = jnp.asarray(y[:4].reshape(2, 2)), jnp.asarray(y[4:].reshape(2, 2))
+        v_x, v_g = velocity(system, x, g, *score(x, g))
+        return np.concatenate([np.ravel(v_x), np.ravel(v_g)])
+
+    sol = solve_ivp(rhs, (0, 2.0), np.concatenate([np.ravel(x0[1]), np.ravel(g0[1])]), rtol=1e-10, atol=1e-12,
+                    t_eval=[1.0, 2.0])
+    for frame, column in ((10, 0), (20, 1)):
+        np.testing.assert_allclose(np.ravel(xs[frame, 1]), sol.y[:4, column], atol=1e-9)  # 1e-11 seen
+        np.testing.assert_allclose(np.ravel(gs[frame, 1]), sol.y[4:, column], atol=1e-9)
+    assert np.abs(xs[20] - xs[0]).max() > 0.1  # the points moved

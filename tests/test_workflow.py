@@ -32,7 +32,7 @@ SNAKEFMT = str(Path(sys.executable).with_name("snakefmt"))
 MIPS_JAX_RULES = {"simulate_mips", "simulate_transfer", "train_denoising", "mips_fields"}
 LATTICE_JAX_RULES = {"simulate_lattice", "train_lattice", "lattice_fields"}
 JAX_RULES = ({"simulate", "train_score", "compute_epr", "aggregate_map", "attention_rollout", "movie_trap",
-              "movie_mips"} | MIPS_JAX_RULES | LATTICE_JAX_RULES)  # gpu=1
+              "movie_mips", "movie_ring"} | MIPS_JAX_RULES | LATTICE_JAX_RULES)  # gpu=1
 
 EXPECTED_VARIABLES = {
     "samples.nc": {"x", "g", "replica", "time"},
@@ -232,6 +232,9 @@ def test_trap_movies_decode_and_carry_the_verdict(finished_run):
     got = movies.info(finished_run / "results" / "movies" / "mips" / "train-epr.mp4")
     assert got["frames"] == 3 and got["size"][1] == 256 and got["size"][0] > 2 * 256
     assert (finished_run / "results" / "movies" / "mips" / "train-epr.png").stat().st_size > 1000
+    # the ring's flow (movies.ring of config/test.yaml: 3 frames)
+    got = movies.info(finished_run / "results" / "movies" / "ring-flow.mp4")
+    assert got["frames"] == 3 and got["size"][1] == 256
 
 
 @pytest.mark.workflow
@@ -299,7 +302,7 @@ def test_every_job_wrote_a_log_and_a_benchmark(finished_run):
     stems += [f"mips/{system}/simulate_transfer" for system in MIPS_TRANSFER]
     stems += ["lattice/train/simulate_lattice", "lattice/train_lattice", "lattice/lattice_summary"]
     stems += [f"lattice/n{n}/{rule}" for n in LATTICE_SIDES for rule in ("simulate_lattice", "lattice_fields")]
-    stems += [f"movies/{exp}/movie_trap" for exp in TRAP] + ["movies/mips/train/movie_mips"]
+    stems += [f"movies/{exp}/movie_trap" for exp in TRAP] + ["movies/mips/train/movie_mips", "movies/ring/movie_ring"]
     assert {str(p.relative_to(logs))[:-4] for p in logs.rglob("*.log")} == set(stems)
     for stem in stems:
         assert "using 1 CPU thread (XLA and BLAS)" in (logs / f"{stem}.log").read_text(), stem  # threads: 1
@@ -331,7 +334,9 @@ def test_gpu_jobs_never_overlap_and_cpu_jobs_run_beside_them(finished_run):
     mips = 1 + len(MIPS_TRANSFER) + 1 + len(MIPS_SYSTEMS)
     lattice = 1 + len(LATTICE_SIDES) + 1 + len(LATTICE_SIDES)  # training set, held-out sets, training, fields
     mips += 1  # its movie (movies.mips of config/test.yaml: the training system)
-    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == 3 * len(EXPERIMENTS) + 1 + 3 * len(TRAP) + mips + lattice
+    movies = len(TRAP) + 1  # a movie per trap v0 and the ring's flow
+    assert sum(rule in JAX_RULES for rule, _, _ in jobs) == (3 * len(EXPERIMENTS) + 1 + 2 * len(TRAP) + mips + lattice
+                                                              + movies)
     gpu = [job for job in jobs if job[0] in JAX_RULES]
     cpu = [job for job in jobs if job[0] not in JAX_RULES]
     overlaps = lambda a, b: a[1] < b[2] and b[1] < a[2]  # noqa: E731
@@ -482,6 +487,7 @@ def test_report_has_every_figure_with_its_caption_and_the_tables(finished_run):
     for exp in TRAP:
         expected[f"results/movies/{exp}-epr.mp4"] = ("Movies", exp)
     expected["results/movies/mips/train-epr.mp4"] = ("Movies", "MIPS")
+    expected["results/movies/ring-flow.mp4"] = ("Movies", "Ring")
     assert set(placed) == set(expected)
     table = {fig.name: fig for fig in FIGURE_TABLE}
     for path, place in expected.items():

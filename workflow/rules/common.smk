@@ -140,8 +140,8 @@ def all_targets():
 
 
 def movie_paths():
-    """The movies of the config's `movies` section: one per trap experiment of the figures' sweep, and
-    one per MIPS system of movies.mips."""
+    """The movies of the config's `movies` section: one per trap experiment of the figures' sweep, one
+    per MIPS system of movies.mips, and the ring's flow with movies.ring."""
     if "movies" not in config:
         return []
     trap = [
@@ -154,7 +154,8 @@ def movie_paths():
         for system in config["movies"].get("mips", {}).get("systems", [])
         for ext in ("mp4", "png")
     ]
-    return trap + mips
+    ring = [f"results/movies/ring-flow.{ext}" for ext in ("mp4", "png")]
+    return trap + mips + (ring if "ring" in config["movies"] else [])
 
 
 def movies_config(*keys):
@@ -167,6 +168,12 @@ def movies_config(*keys):
 
 def ring_file(name):
     return f"results/{config['figures']['ring_experiment']}/{name}"
+
+
+def ring_model_config():
+    """model_config of the ring experiment the figures (and the ring movie) draw."""
+    exp = EXPERIMENTS[config["figures"]["ring_experiment"]]
+    return canonical({k: exp[k] for k in ("system", "parameters", "network")})
 
 
 def figure_options(name=None, **arguments):

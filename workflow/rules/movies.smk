@@ -1,6 +1,7 @@
 # Movies (config section `movies`): for every trap experiment, its stochastic trajectory with each
 # swimmer coloured by the system EPR of the learned score; for the MIPS systems of movies.mips, a
-# trajectory simulated from their samples, coloured by both EPRs (activeflow.stages.movie).
+# trajectory simulated from their samples, coloured by both EPRs; for the ring (movies.ring), its
+# probability flow from a few held-out states (activeflow.stages.movie).
 
 
 rule movie_trap:
@@ -34,6 +35,45 @@ rule movie_trap:
         thresholds=canonical(config["accuracy"]),
     script:
         "../scripts/movie_trap.py"
+
+
+if "ring" in config["movies"]:
+
+    rule movie_ring:
+        input:
+            model=ring_file("model.eqx"),
+            spec=ring_file("model.json"),
+            map=ring_file("epr_map.nc"),
+            heldout=ring_file("heldout.nc"),
+            summary=ring_file("epr_summary.csv"),
+            diagnostics=ring_file("diagnostics.csv"),
+        output:
+            movie=report(
+                "results/movies/ring-flow.mp4",
+                caption="../report/movie_ring.rst",
+                category="Movies",
+                subcategory="Ring",
+            ),
+            poster="results/movies/ring-flow.png",
+        log:
+            "logs/movies/ring/movie_ring.log",
+        benchmark:
+            "logs/movies/ring/movie_ring.benchmark.tsv"
+        conda:
+            "../../envs/jax.yaml"
+        threads: config["threads"]["jax"]
+        resources:
+            gpu=1,
+        params:
+            model=ring_model_config(),
+            starts=movies_config("ring", "starts"),
+            frames=movies_config("ring", "frames"),
+            every=movies_config("ring", "every"),
+            fps=movies_config("fps"),
+            pixels=movies_config("pixels"),
+            thresholds=canonical(config["accuracy"]),
+        script:
+            "../scripts/movie_ring.py"
 
 
 if "mips" in config and "mips" in config["movies"]:

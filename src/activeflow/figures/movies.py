@@ -194,3 +194,60 @@ def read_frame(path: str | Path, index: int) -> np.ndarray:
             return reader.get_data(index)
         finally:
             reader.close()
+
+
+def ring_flow_frames(density: np.ndarray, extent: tuple[float, float, float, float], xs: np.ndarray,
+                     gs: np.ndarray, times: np.ndarray, length: float, a: float, pixels: int,
+                     mark: str | None = None, trail: int = 20) -> Iterator[np.ndarray]:
+    """Frames of the ring's probability flow (few points, so matplotlib draws each frame): left, the two
+    particles on the ring in the frame of particle 1 (fixed at the top), one partner per starting point;
+    right, the phase portrait (x, g) over the stationary density with the moving points and their trails.
+    xs, gs: (frames, starts) displacements and active-force differences."""
+    dpi = 100
+    height = BLOCK * max(round(pixels / BLOCK), 8)
+    width = BLOCK * round(2.1 * height / BLOCK)
+    fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    font = min(max(height / 55, 5.0), 12.0)
+    ring = fig.add_axes((0.03, 0.08, 0.42 * height / width * 2.1, 0.8))
+    phase = fig.add_axes((0.55, 0.12, 0.42, 0.76))
+    colours = plt.get_cmap("tab10")(np.arange(xs.shape[1]) % 10)
+    theta = np.linspace(0, 2 * np.pi, 361)
+    ring.plot(np.cos(theta), np.sin(theta), color="0.6", lw=1)
+    ring.set_xlim(-1.3, 1.3)
+    ring.set_ylim(-1.3, 1.3)
+    ring.set_aspect("equal")
+    ring.axis("off")
+    ring.set_title("the ring, particle 1 fixed", fontsize=font)
+    radius = 2 * np.pi * a / length  # the disks' radius on a unit circle
+    ring.add_patch(plt.Circle((0, 1), radius, color="black"))
+    partners = [ring.add_patch(plt.Circle((0, 1), radius, color=c, alpha=0.8)) for c in colours]
+    phase.imshow(density, origin="lower", extent=extent, aspect="auto", cmap="Greys")
+    phase.set_xlim(extent[0], extent[1])
+    phase.set_ylim(extent[2], extent[3])
+    phase.set_xlabel("x = x¹ − x²", fontsize=font)
+    phase.set_ylabel("g = g¹ − g²", fontsize=font)
+    phase.tick_params(labelsize=0.85 * font)
+    phase.set_title(r"probability flow $\dot R = v(R)$", fontsize=font)
+    trails = [phase.plot([], [], color=c, lw=1)[0] for c in colours]
+    points = phase.scatter(xs[0], gs[0], c=colours, s=4 * font, zorder=3)
+    stamp = fig.text(0.03, 0.95, "", fontsize=font)
+    if mark:
+        fig.text(0.5, 0.995, mark, ha="center", va="top", color="white", fontsize=0.85 * font, fontweight="bold",
+                 bbox=dict(facecolor="#c0392b", edgecolor="none", pad=2))
+    try:
+        for k in range(len(times)):
+            angle = np.pi / 2 - 2 * np.pi * xs[k] / length
+            for p, (cx, cy) in zip(partners, zip(np.cos(angle), np.sin(angle))):
+                p.set_center((cx, cy))
+            start = max(k - trail, 0)
+            for p, line in enumerate(trails):
+                seg_x, seg_g = xs[start:k + 1, p].copy(), gs[start:k + 1, p]
+                jump = np.abs(np.diff(seg_x)) > length / 2  # break the trail where x wraps around the ring
+                seg_x = np.insert(seg_x, np.where(jump)[0] + 1, np.nan)
+                line.set_data(seg_x, np.insert(seg_g, np.where(jump)[0] + 1, np.nan))
+            points.set_offsets(np.stack([xs[k], gs[k]], axis=1))
+            stamp.set_text(f"t = {times[k]:.4g}")
+            fig.canvas.draw()
+            yield np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    finally:
+        plt.close(fig)

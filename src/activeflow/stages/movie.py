@@ -3,6 +3,8 @@ production of the learned score, on one colour scale for the whole movie; an MP4
 frame). A movie of results that are not trusted carries the figures' mark.
 
 - trap: the swimmers of the experiment's first recorded trajectory (`trajectories.nc`), by ∇_{g^i}·v_g^i;
+- ring: the probability flow Ṙ = v(R) of the learned score from a few held-out states (`flow.flow_lines`,
+  Runge–Kutta), the two particles on the ring beside the phase portrait, as the paper's Fig. 2 movie;
 - MIPS: a trajectory simulated here from the last snapshot of a samples file, with the simulation's own
   integrator, a frame every `every`; two panels, |v_g^i|²/γ (the particle's total EPR at ε = 0) and
   ∇_{g^i}·v_g^i (its system EPR), as the paper's Fig. 8.
@@ -15,10 +17,12 @@ import numpy as np
 
 from activeflow import io
 from activeflow.analysis.epr import epr_dataset
+from activeflow.analysis.maps import span
 from activeflow.analysis.mips_fields import particle_fields
 from activeflow.figures import movies
 from activeflow.models.imbalance import ImbalanceScore
 from activeflow.numerics.athermal import snapshot_forces
+from activeflow.numerics.flow import flow_lines
 from activeflow.numerics.mips_sampling import make_mips, trajectory
 from activeflow.physics.neighbours import nearest_search
 from activeflow.seeding import derive_key
@@ -89,4 +93,40 @@ def run_mips(model_path: str, spec_path: str, samples_path: str, phases_path: st
     times = float(samples.time.values[-1]) + every * np.arange(n_frames)
     count = movies.write_mp4(movies.frames_of(t, xs, [epr, div], times, system.a), movie_path, fps)
     movies.write_png(movies.frame(t, xs[0], [epr[0], div[0]], system.a, f"t = {times[0]:.4g}"), poster_path)
+    log.info("wrote %s (%d frames at %g per second) and its poster %s", movie_path, count, fps, poster_path)
+
+
+def run_ring(model_path: str, spec_path: str, map_path: str, heldout_path: str, summary_path: str,
+             diagnostics_path: str, movie_path: str, poster_path: str, expected: dict | None, n_starts: int,
+             n_frames: int, every: float, fps: float, pixels: int, thresholds: dict | None = None) -> None:
+    """The ring's flow movie: `n_starts` held-out states moved by the learned probability flow, `n_frames`
+    frames `every` apart (Runge–Kutta steps of at most every/10), over the map's stationary density."""
+    model, _ = io.load_model(model_path, spec_path, expected)
+    system = model.system
+    field = io.read_netcdf(map_path, required=("density",))
+    held = io.read_netcdf(heldout_path, required=("x", "g"))
+    if held.sizes["sample"] < n_starts:
+        raise ValueError(f"{heldout_path}: {held.sizes['sample']} held-out states, fewer than {n_starts} starts")
+    pick = np.linspace(0, held.sizes["sample"] - 1, n_starts).round().astype(int)
+    steps = max(int(np.ceil(every / 0.005)), 10)
+    xs, gs = flow_lines(model, system, held.x.values[pick], held.g.values[pick], every / steps, steps, n_frames)
+    xs, gs = np.asarray(xs)[:, :, 0, 0], np.asarray(gs)[:, :, 0, 0]
+    log.info("ring flow: %d starts, %d frames %g apart (%d Runge–Kutta steps each)", n_starts, n_frames, every, steps)
+    reasons = untrusted(dict(trust_summaries=[summary_path], trust_diagnostics=[diagnostics_path]), thresholds)
+    if reasons:
+        log.warning("the ring's score is not trusted (%s): the movie is marked '%s'", "; ".join(reasons), MARK)
+    extent = (*span(field, "x"), *span(field, "g"))
+    times = every * np.arange(n_frames)
+    frames = movies.ring_flow_frames(field.density.values, extent, xs, gs, times, system.length, system.a, pixels,
+                                     mark=MARK.upper() if reasons else None)
+    first = []
+
+    def keep_first(it):
+        for k, image in enumerate(it):
+            if k == 0:
+                first.append(image)
+            yield image
+
+    count = movies.write_mp4(keep_first(frames), movie_path, fps)
+    movies.write_png(first[0], poster_path)
     log.info("wrote %s (%d frames at %g per second) and its poster %s", movie_path, count, fps, poster_path)
