@@ -119,7 +119,7 @@ def finished_run(tmp_path_factory) -> Path:
 RING_DOWNSTREAM_OF_TRAINING = Counter(
     ["train_score[experiment=ring]", "diagnose[experiment=ring]", "compute_epr[experiment=ring]",
      "aggregate_map[experiment=ring]", "figure_fig02", "figure_fig03", "figure_fig13", "figure_fig14",
-     "figure_fig15", "accuracy", "figure_accuracy", "all"]
+     "figure_fig15", "accuracy", "figure_accuracy", "movie_ring", "all"]
 )
 
 
