@@ -297,3 +297,13 @@ def test_a_check_that_cannot_compute_names_where_instead_of_a_traceback(monkeypa
     with pytest.raises(ConfigError, match=r"experiments.ring: values that overflowing cannot be checked with "
                                           r"\(OverflowError: cannot convert float infinity to integer\)"):
         afconfig.validate(copy.deepcopy(BASE), SCHEMA)
+
+
+def test_a_v0_sweep_expands_into_one_experiment_per_value():
+    cfg = copy.deepcopy(BASE)
+    trap(cfg)["parameters"]["v0"] = [0.0, 0.5, 1.0]
+    experiments = afconfig.concrete_experiments(cfg)
+    names = [n for n, e in experiments.items() if e["group"] == "trap"]
+    assert names == ["trap-v0_0", "trap-v0_0.5", "trap-v0_1"]
+    assert [experiments[n]["parameters"]["v0"] for n in names] == [0.0, 0.5, 1.0]
+    assert all(experiments[n]["parameters"]["n_particles"] == 8 for n in names)  # the rest is shared
