@@ -1,6 +1,8 @@
 # Helpers shared by the rules: config lookups, targets. Config checks and the expansion of v0 sweeps
 # into experiments: src/activeflow/config.py.
 
+from types import SimpleNamespace
+
 
 def canonical(value):
     """Dicts with sorted keys, recursively: Snakemake compares params by their repr, so without this
@@ -172,8 +174,9 @@ def ring_file(name):
 
 def ring_model_config():
     """model_config of the ring experiment the figures (and the ring movie) draw."""
-    exp = EXPERIMENTS[config["figures"]["ring_experiment"]]
-    return canonical({k: exp[k] for k in ("system", "parameters", "network")})
+    return model_config(
+        SimpleNamespace(experiment=config["figures"]["ring_experiment"])
+    )
 
 
 def figure_options(name=None, **arguments):

@@ -7,6 +7,7 @@ coloured through that panel's colour scale, fixed over the whole movie, with a t
 frame: stamping N disks is one indexed assignment of N × (disk pixels) values.
 """
 
+import contextlib
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -118,16 +119,22 @@ def frame(t: Template, positions: np.ndarray, values: list[np.ndarray], radius: 
     return np.asarray(pil)
 
 
+@contextlib.contextmanager
+def _ffmpeg_quietly():
+    """ffmpeg is started by fork and exec at once: the child runs no Python, so the warning that JAX's
+    threads could deadlock a forked interpreter does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        yield
+
+
 def write_mp4(frames: Iterable[np.ndarray], path: str | Path, fps: float) -> int:
     """Encode the frames (equal (H, W, 3) uint8 arrays, sides multiples of 16) as H.264/yuv420p MP4,
     atomically: on any failure nothing is left under `path`. Returns the number of frames."""
     import imageio.v2 as imageio
 
     count = 0
-    with io.atomic_path(path) as tmp, warnings.catch_warnings():
-        # ffmpeg is started by fork and exec at once: the child runs no Python, so the warning that JAX's
-        # threads could deadlock a forked interpreter does not apply.
-        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    with io.atomic_path(path) as tmp, _ffmpeg_quietly():
         writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
                                     pixelformat="yuv420p", macro_block_size=BLOCK, ffmpeg_log_level="error")
         try:
@@ -171,8 +178,7 @@ def info(path: str | Path) -> dict[str, Any]:
     """Frame count, size and duration of an MP4 as imageio reads it (the tests and the log)."""
     import imageio.v2 as imageio
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    with _ffmpeg_quietly():
         reader = imageio.get_reader(path, format="FFMPEG")
         try:
             meta = reader.get_meta_data()
@@ -187,8 +193,7 @@ def read_frame(path: str | Path, index: int) -> np.ndarray:
     """Frame `index` of an MP4, decoded (H, W, 3) uint8."""
     import imageio.v2 as imageio
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    with _ffmpeg_quietly():
         reader = imageio.get_reader(path, format="FFMPEG")
         try:
             return reader.get_data(index)
