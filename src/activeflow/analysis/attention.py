@@ -1,4 +1,5 @@
-"""Stage `attention_rollout`: where a trained particle transformer looks (§6.5, Fig. 7).
+"""Where a trained particle transformer looks (§6.5, Fig. 7); computed by the stage
+`attention_rollout`.
 
 For one held-out snapshot, the head-averaged attention map of every layer and their rollout (93).
 Example particles are picked by their distance from the trap centre (innermost, quantiles, outermost),

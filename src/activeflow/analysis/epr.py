@@ -1,5 +1,6 @@
-"""Stage `compute_epr`: per-particle score, probability-flow velocity, their exact divergences and the
-entropy production rates, on held-out snapshots (the one stage that evaluates the network there).
+"""Per-particle score, probability-flow velocity, their exact divergences and the entropy production
+rates, on held-out snapshots; computed by the stage `compute_epr` (the one that evaluates the
+network there).
 
 For particle i (paper (16), (18)):
     total EPR density  |v^i|²_{D⁻¹} = |v_x^i|²/D_x + |v_g^i|²/D_g,

@@ -1,4 +1,4 @@
-"""Stage `aggregate_map`: fields on grids.
+"""Fields on grids; computed by the stage `aggregate_map`.
 
 For many particles in the plane (the trap, §6.4) `binned_mean` maps a per-particle value over space:
 per cell, the sum over all particles and snapshots divided by the number of particles seen there.

@@ -1,4 +1,5 @@
-"""Stage `mips_fields`: per-particle orientational EPR fields of MIPS snapshots (§7, App. F.7–F.8).
+"""Per-particle orientational EPR fields of MIPS snapshots (§7, App. F.7–F.8); computed by the stage
+`mips_fields`.
 
 Only s_g is learned for MIPS (the denoising loss (88) on g), so only the g part of the flow is formed:
 with D_g = γ, (99) gives
