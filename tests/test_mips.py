@@ -66,11 +66,13 @@ def test_force_in_runs_of_particles_equals_dense_reference(monkeypatch, rng):
     monkeypatch.setattr(neighbours, "PAIR_BLOCK", 64)
     system = mips.MIPS(**PAPER | dict(phi=0.7), n_particles=150)
     x = system.initial_positions(jax.random.key(int(rng.integers(1 << 30))), 1)[0]
-    nl = system.neighbour_search().build(x)
+    # jitted (eager dispatch took seconds), through fresh lambdas: traced now, with the patched block size
+    nl = jax.jit(lambda x: system.neighbour_search().build(x))(x)
     assert [b[1].shape[1] for b in nl.column_blocks()] == [64, 64, 22]
     f_cut, div_cut = dense_force(system, x, True)
-    np.testing.assert_allclose(system.force_from(x, nl), f_cut, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(system.force_divergence_from(x, nl), div_cut, rtol=1e-12, atol=1e-12)
+    force, div = jax.jit(lambda x, nl: (system.force_from(x, nl), system.force_divergence_from(x, nl)))(x, nl)
+    np.testing.assert_allclose(force, f_cut, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(div, div_cut, rtol=1e-12, atol=1e-12)
 
 
 def test_force_has_finite_derivatives_despite_padding(rng):

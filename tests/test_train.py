@@ -76,7 +76,7 @@ def test_stochastic_divergence_loss_is_unbiased():
     )
     x, g = (jnp.asarray(a) for a in exact(system).sample(np.random.default_rng(2), 8))
     ref = composite_loss(model, system, x, g, 1.0, 1.0)
-    draws = jax.vmap(lambda k: composite_loss(model, system, x, g, 1.0, 1.0, "stochastic", k, 1))(
+    draws = jax.jit(jax.vmap(lambda k: composite_loss(model, system, x, g, 1.0, 1.0, "stochastic", k, 1)))(
         jax.random.split(jax.random.key(4), 4000)
     )
     for name in ("score_matching", "fpe_residual"):
@@ -88,7 +88,7 @@ def test_stochastic_divergence_loss_is_unbiased():
     from activeflow.training.losses import snapshot_terms, stochastic_snapshot_terms
 
     _, r_exact = snapshot_terms(model, system, x[0], g[0])
-    _, r1, _ = jax.vmap(lambda k: stochastic_snapshot_terms(model, system, x[0], g[0], k, 1))(
+    _, r1, _ = jax.jit(jax.vmap(lambda k: stochastic_snapshot_terms(model, system, x[0], g[0], k, 1)))(
         jax.random.split(jax.random.key(5), 4000)
     )
     squares = np.asarray(r1) ** 2
