@@ -233,6 +233,17 @@ def _duration_problems(key: str, t: float, dt: float) -> Iterator[str]:
                       f"a positive multiple of dt, e.g. {max(round(t / dt), 1) * dt:g}")
 
 
+def transfer_system(n: float, phi: float) -> str:
+    """The {system} of results/mips/{system}/ for a transfer system of N particles at packing fraction phi."""
+    return f"transfer/n{int(n)}-phi{float(phi):g}"
+
+
+def mips_systems(cfg: dict[str, Any]) -> list[str]:
+    """The MIPS training set and every transfer system of the config, as the {system} of results/mips/."""
+    transfer = cfg["mips"]["transfer"]
+    return ["train"] + [transfer_system(n, phi) for n in transfer["n_particles"] for phi in transfer["phi"]]
+
+
 @global_check
 def _movies(cfg: dict[str, Any]) -> Iterator[str]:
     """MIPS movies are of configured MIPS systems, and their frames a whole number of steps apart."""
@@ -242,9 +253,7 @@ def _movies(cfg: dict[str, Any]) -> Iterator[str]:
     if "mips" not in cfg:
         yield problem("movies.mips", "...", "needs the mips section", "remove movies.mips, or add mips")
         return
-    transfer = cfg["mips"]["transfer"]
-    known = ["train"] + [f"transfer/n{int(n)}-phi{float(phi):g}" for n in transfer["n_particles"]
-                         for phi in transfer["phi"]]
+    known = mips_systems(cfg)
     for k, system in enumerate(movie["systems"]):
         if system not in known:
             yield problem(f"movies.mips.systems[{k}]", system, "not a configured MIPS system", ", ".join(known))

@@ -3,6 +3,8 @@
 
 from types import SimpleNamespace
 
+import activeflow.config as afconfig
+
 
 def canonical(value):
     """Dicts with sorted keys, recursively: Snakemake compares params by their repr, so without this
@@ -160,12 +162,17 @@ def movie_paths():
     return trap + mips + (ring if "ring" in config["movies"] else [])
 
 
-def movies_config(*keys):
-    """A params value of the movies section (one nested entry), so that editing it redoes the movies."""
-    value = config["movies"]
+def section_config(*keys):
+    """A params value: one (nested) entry of the config, canonical, so that editing it reruns the job."""
+    value = config
     for key in keys:
         value = value[key]
     return canonical(value)
+
+
+def movies_config(*keys):
+    """A params value of the movies section (one nested entry), so that editing it redoes the movies."""
+    return section_config("movies", *keys)
 
 
 def ring_file(name):
@@ -286,10 +293,7 @@ def figure_label(name):
 
 def mips_config(*keys):
     """A params value: one (nested) entry of the mips section, so that editing it reruns the job."""
-    value = config["mips"]
-    for key in keys:
-        value = value[key]
-    return canonical(value)
+    return section_config("mips", *keys)
 
 
 def mips_model_config():
@@ -299,18 +303,9 @@ def mips_model_config():
     )
 
 
-def transfer_system(n, phi):
-    return f"transfer/n{int(n)}-phi{float(phi):g}"
-
-
 def mips_systems():
     """The training set and every transfer system, as the {system} of results/mips/{system}/."""
-    transfer = config["mips"]["transfer"]
-    return ["train"] + [
-        transfer_system(n, phi)
-        for n in transfer["n_particles"]
-        for phi in transfer["phi"]
-    ]
+    return afconfig.mips_systems(config)
 
 
 def mips_summaries():
@@ -339,7 +334,9 @@ def mips_evaluated_snapshots(wildcards):
 
 def transfer_fields(n, phis):
     """fields.nc of the transfer systems of N = n at each phi."""
-    return [f"results/mips/{transfer_system(n, phi)}/fields.nc" for phi in phis]
+    return [
+        f"results/mips/{afconfig.transfer_system(n, phi)}/fields.nc" for phi in phis
+    ]
 
 
 def mips_figure_inputs(name):
@@ -375,10 +372,7 @@ def mips_figure_arguments(name):
 
 def lattice_config(*keys):
     """A params value: one (nested) entry of the lattice section, so that editing it reruns the job."""
-    value = config["lattice"]
-    for key in keys:
-        value = value[key]
-    return canonical(value)
+    return section_config("lattice", *keys)
 
 
 def lattice_model_config():

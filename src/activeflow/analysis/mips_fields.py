@@ -32,6 +32,7 @@ O(N·K) for the neighbour indices plus a constant per chunk; no N×N array is fo
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -88,6 +89,16 @@ def snapshot_indices(n_samples: int, n_snapshots: int | None) -> np.ndarray:
     return np.unique(np.linspace(0, n_samples - 1, n_snapshots).round().astype(int))
 
 
+def snapshot_fields(model: LocalTransformerScore | ImbalanceScore, system: MIPS, xs: np.ndarray, gs: np.ndarray,
+                    box: float) -> Iterator[dict[str, np.ndarray]]:
+    """`particle_fields` of each snapshot (xs, gs: (S, N, d)) in turn, with one neighbour search sized for all
+    of them (one compilation) and the pair forces of `system` where the score takes them."""
+    search = nearest_search(xs, box, model.n_neighbours)
+    forces = snapshot_forces(system, xs) if isinstance(model, ImbalanceScore) else [None] * len(xs)
+    for x, g, force in zip(xs, gs, forces):
+        yield particle_fields(model, x, g, box, system.gamma, search, force=None if force is None else np.asarray(force))
+
+
 def fields_dataset(model: LocalTransformerScore | ImbalanceScore, samples: xr.Dataset, system: MIPS,
                    n_snapshots: int | None = None) -> xr.Dataset:
     """Fields of the chosen snapshots of a samples file, with positions, g, the largest-cluster
@@ -96,18 +107,14 @@ def fields_dataset(model: LocalTransformerScore | ImbalanceScore, samples: xr.Da
     force gives the score-free truth)."""
     if abs(system.box - float(samples.attrs["box"])) > 1e-9 * system.box:
         raise ValueError(f"the system's box {system.box:g} is not the samples' {float(samples.attrs['box']):g}")
-    gamma = system.gamma
     laplacian = jax.jit(lambda x: -system.mu * system.force_divergence(x))
     box, contact = float(samples.attrs["box"]), float(samples.attrs["cluster_contact"])
     a, radius = float(samples.attrs["a"]), local_density.LOCAL_RADIUS  # radius in units of a
     which = snapshot_indices(samples.sizes["sample"], n_snapshots)
     xs, gs = samples.x.values[which], samples.g.values[which]
-    search = nearest_search(xs, box, model.n_neighbours)  # sized once for all of them: one compilation
-    forces = snapshot_forces(system, xs) if isinstance(model, ImbalanceScore) else [None] * len(xs)
     out: dict[str, list[np.ndarray]] = {}
     start = time.perf_counter()
-    for done, (x, g, force) in enumerate(zip(xs, gs, forces), 1):
-        f = particle_fields(model, x, g, box, gamma, search, force=None if force is None else np.asarray(force))
+    for done, (x, f) in enumerate(zip(xs, snapshot_fields(model, system, xs, gs, box)), 1):
         f["mu_laplacian_phi"] = np.asarray(laplacian(jnp.asarray(x)))
         f["phase"] = phases(x, box, contact)
         f["local_phi"], f["towards_neighbours"] = local_density.local_structure(x, box, radius * a, a)

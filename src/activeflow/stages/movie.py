@@ -1,6 +1,6 @@
-"""Stages `movie_trap` and `movie_mips`: a stochastic trajectory, each particle coloured by the entropy
-production of the learned score, on one colour scale for the whole movie; an MP4 and a PNG poster (its first
-frame). A movie of results that are not trusted carries the figures' mark.
+"""Stages `movie_trap`, `movie_ring` and `movie_mips`: an MP4 and a PNG poster (its first frame) each; the
+trap and MIPS movies colour each particle by the entropy production of the learned score, on one colour
+scale for the whole movie. A movie of results that are not trusted carries the figures' mark.
 
 - trap: the swimmers of the experiment's first recorded trajectory (`trajectories.nc`), by ∇_{g^i}·v_g^i;
 - ring: the probability flow Ṙ = v(R) of the learned score from a few held-out states (`flow.flow_lines`,
@@ -10,6 +10,7 @@ frame). A movie of results that are not trusted carries the figures' mark.
   ∇_{g^i}·v_g^i (its system EPR), as the paper's Fig. 8.
 """
 
+import itertools
 import logging
 from typing import Any
 
@@ -18,17 +19,15 @@ import numpy as np
 from activeflow import io
 from activeflow.analysis.epr import epr_dataset
 from activeflow.analysis.maps import span
-from activeflow.analysis.mips_fields import particle_fields
+from activeflow.analysis.mips_fields import snapshot_fields
 from activeflow.figures import movies
-from activeflow.models.imbalance import ImbalanceScore
-from activeflow.numerics.athermal import snapshot_forces
 from activeflow.numerics.flow import flow_lines
 from activeflow.numerics.mips_sampling import make_mips, trajectory
-from activeflow.physics.neighbours import nearest_search
 from activeflow.seeding import derive_key
 from activeflow.stages.figure import MARK, untrusted
 
 log = logging.getLogger(__name__)
+RING_FLOW_DT = 0.005  # the largest Runge–Kutta step of the ring's flow lines (and at most a tenth of a frame)
 
 
 def run(model_path: str, spec_path: str, trajectories_path: str, summary_path: str, diagnostics_path: str,
@@ -73,14 +72,9 @@ def run_mips(model_path: str, spec_path: str, samples_path: str, phases_path: st
              every, samples_path, system.n_particles)
     xs, gs = trajectory(system, derive_key(seed, "mips", "movie", system_name), samples.x.values[-1],
                         samples.g.values[-1], float(simulation["dt"]), every, n_frames, what=f"mips {system_name} movie")
-    forces = snapshot_forces(system, xs) if isinstance(model, ImbalanceScore) else [None] * len(xs)
-    search = nearest_search(xs, box, model.n_neighbours)
-    epr, div = [], []
-    for k, (x, g, force) in enumerate(zip(xs, gs, forces)):
-        f = particle_fields(model, x, g, box, gamma, search, force=None if force is None else np.asarray(force))
-        epr.append(f["v_g_sq"] / gamma)
-        div.append(f["div_g_v_g"])
-    epr, div = np.stack(epr), np.stack(div)
+    fields = list(snapshot_fields(model, system, xs, gs, box))
+    epr = np.stack([f["v_g_sq"] for f in fields]) / gamma
+    div = np.stack([f["div_g_v_g"] for f in fields])
     log.info("mips %s: fields of %d frames; mean |v_g|²/γ per particle %.4g", system_name, n_frames, epr.mean())
     reasons = untrusted(dict(trust_phases=[phases_path]), None)
     if reasons:
@@ -100,7 +94,8 @@ def run_ring(model_path: str, spec_path: str, map_path: str, heldout_path: str, 
              diagnostics_path: str, movie_path: str, poster_path: str, expected: dict | None, n_starts: int,
              n_frames: int, every: float, fps: float, pixels: int, thresholds: dict | None = None) -> None:
     """The ring's flow movie: `n_starts` held-out states moved by the learned probability flow, `n_frames`
-    frames `every` apart (Runge–Kutta steps of at most every/10), over the map's stationary density."""
+    frames `every` apart (Runge–Kutta steps of at most RING_FLOW_DT and every/10), over the map's stationary
+    density."""
     model, _ = io.load_model(model_path, spec_path, expected)
     system = model.system
     field = io.read_netcdf(map_path, required=("density",))
@@ -108,7 +103,7 @@ def run_ring(model_path: str, spec_path: str, map_path: str, heldout_path: str, 
     if held.sizes["sample"] < n_starts:
         raise ValueError(f"{heldout_path}: {held.sizes['sample']} held-out states, fewer than {n_starts} starts")
     pick = np.linspace(0, held.sizes["sample"] - 1, n_starts).round().astype(int)
-    steps = max(int(np.ceil(every / 0.005)), 10)
+    steps = max(int(np.ceil(every / RING_FLOW_DT)), 10)
     xs, gs = flow_lines(model, system, held.x.values[pick], held.g.values[pick], every / steps, steps, n_frames)
     xs, gs = np.asarray(xs)[:, :, 0, 0], np.asarray(gs)[:, :, 0, 0]
     log.info("ring flow: %d starts, %d frames %g apart (%d Runge–Kutta steps each)", n_starts, n_frames, every, steps)
@@ -119,14 +114,7 @@ def run_ring(model_path: str, spec_path: str, map_path: str, heldout_path: str, 
     times = every * np.arange(n_frames)
     frames = movies.ring_flow_frames(field.density.values, extent, xs, gs, times, system.length, system.a, pixels,
                                      mark=MARK.upper() if reasons else None)
-    first = []
-
-    def keep_first(it):
-        for k, image in enumerate(it):
-            if k == 0:
-                first.append(image)
-            yield image
-
-    count = movies.write_mp4(keep_first(frames), movie_path, fps)
-    movies.write_png(first[0], poster_path)
+    poster = next(frames)  # the first frame, drawn once for both
+    count = movies.write_mp4(itertools.chain([poster], frames), movie_path, fps)
+    movies.write_png(poster, poster_path)
     log.info("wrote %s (%d frames at %g per second) and its poster %s", movie_path, count, fps, poster_path)
