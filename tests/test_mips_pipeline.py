@@ -211,7 +211,7 @@ def test_denoising_learns_a_known_conditional_score_of_g():
     noised by σ is −(g̃ − α u)/(1 − α² + σ²). Through `fit_denoising` (the stage's loss with the shift
     correction, augmentation and antithetic noise) the learned correction N = s_g + g must approach the
     noised one, N* = g/(1 + σ²) − (g − αu)/(1 − α² + σ²); with α = 0 (g independent of x, the v0 = 0
-    case) N* = 0 and the learned N must stay small (checked after 200 steps, the correlated case after 800)."""
+    case) N* = 0 and the learned N must stay small (checked after 200 steps, the correlated case after 600)."""
     rng = np.random.default_rng(3)
     n, box, snapshots, sigma = 256, 40.0, 8, 0.2
 
@@ -229,7 +229,7 @@ def test_denoising_learns_a_known_conditional_score_of_g():
     for alpha in (0.6, 0.0):
         gs = alpha * us + np.sqrt(1 - alpha**2) * rng.normal(size=us.shape)
         model, _ = denoising.fit_denoising(
-            registry.build_model(spec, jax.random.key(0)), xs, gs, box, sigma=sigma, steps=800 if alpha else 200,
+            registry.build_model(spec, jax.random.key(0)), xs, gs, box, sigma=sigma, steps=600 if alpha else 200,
             batch_size=128, learning_rate=3e-3, warmup_steps=20, key=jax.random.key(1), ema_decay=0.95,
             augment=True, antithetic=True)
         g = alpha * held_u + np.sqrt(1 - alpha**2) * rng.normal(size=held_u.shape)
@@ -237,8 +237,8 @@ def test_denoising_learns_a_known_conditional_score_of_g():
         if alpha > 0:
             exact = g / (1 + sigma**2) - (g - alpha * held_u) / (1 - alpha**2 + sigma**2)
             corr = np.sum(learned * exact) / np.linalg.norm(learned) / np.linalg.norm(exact)
-            assert corr > 0.9, corr  # 0.98 seen; the untrained network's N is 0
-            assert np.linalg.norm(learned - exact) / np.linalg.norm(exact) < 0.5
+            assert corr > 0.9, corr  # 0.96 seen (600 steps; 0.98 at 800); the untrained network's N is 0
+            assert np.linalg.norm(learned - exact) / np.linalg.norm(exact) < 0.5  # 0.39 seen
         else:
             assert np.abs(learned).mean() < 0.05, np.abs(learned).mean()
 
